@@ -1,0 +1,11 @@
+"""The ``ecash`` command. Subcommands live in sibling modules and are added here."""
+
+from __future__ import annotations
+
+import typer
+
+from . import verify
+
+app = typer.Typer(help="ecash: anonymous offline electronic cash (ECASH-1).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(verify.app, name="verify")

@@ -1,0 +1,70 @@
+"""Verifying many spends at once, in-process or across all cores.
+
+One bad item never fails the batch: each gets its own :class:`Verdict`.
+A server that already runs one worker process per core verifies in-process
+(``processes=0``); otherwise a process pool sized to the machine is used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from .coin import PublicKeyLike
+from .errors import EcashError
+from .payment import Spend, verify_spend
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    code: str = "ok"
+    reason: str = ""
+    d: int = 0
+
+
+Item = tuple[Spend, PublicKeyLike]
+
+
+def verify_one(item: Item) -> Verdict:
+    spend, key = item
+    try:
+        return Verdict(True, d=verify_spend(spend, key))
+    except EcashError as exc:
+        return Verdict(False, exc.code, str(exc))
+
+
+def _verify_chunk(items: Sequence[Item]) -> list[Verdict]:
+    return [verify_one(it) for it in items]
+
+
+def default_processes() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def make_pool(processes: int | None = None) -> ProcessPoolExecutor:
+    """A pool to reuse across batches (starting processes costs far more than a batch)."""
+    return ProcessPoolExecutor(max_workers=processes or default_processes())
+
+
+def verify_spends(items: Sequence[Item], *, pool: Executor | None = None,
+                  processes: int | None = None) -> list[Verdict]:
+    """Verdicts in input order. ``processes=0`` (or one item) verifies in-process;
+    otherwise ``pool`` is used, or a temporary pool of ``processes`` workers."""
+    if processes == 0 or len(items) <= 1 or (pool is None and processes == 1):
+        return _verify_chunk(items)
+    own = pool is None
+    executor = pool or make_pool(processes)
+    try:
+        workers = getattr(executor, "_max_workers", None) or default_processes()
+        n = max(1, -(-len(items) // (workers * 4)))
+        chunks = [items[i:i + n] for i in range(0, len(items), n)]
+        out: list[Verdict] = []
+        for part in executor.map(_verify_chunk, chunks):
+            out.extend(part)
+        return out
+    finally:
+        if own:
+            executor.shutdown()
