@@ -1,8 +1,185 @@
-"""``ecash verify``: third-party checks of coins, spends and double spends."""
+"""``ecash verify``: third-party checks of coins, spends and double spends.
+
+Thin layer over :mod:`ecash.crypto` and :mod:`ecash.wire.json`: read, decode
+strictly, verify, print. No clock-dependent check (deadlines are the
+caller's business, ECASH-1 9.4).
+
+Exit codes: 0 valid; 1 invalid (``invalid: <code>: <message>`` on stderr);
+2 an input cannot be read at all (missing file, not JSON) or a usage error.
+``-`` as a path reads standard input.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Annotated, Any, NoReturn
+
 import typer
+
+from ..crypto import DenominationKey, DoubleSpendProof, EcashError, verify_coin, verify_spend
+from ..wire import WireError
+from ..wire import json as wj
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+
+_HEX = frozenset("0123456789abcdef")
 
 app = typer.Typer(help="Verify coins, spends and double spends (ECASH-1), offline.",
                   no_args_is_help=True)
+
+
+# --- option parsing (usage errors exit 2) -----------------------------------
+
+def _hex32(value: str | None) -> bytes | None:
+    """A 32-byte value given as exactly 64 lowercase hex characters."""
+    if value is None:
+        return None
+    if len(value) != 64 or not _HEX.issuperset(value):
+        raise typer.BadParameter("expected 64 lowercase hex characters (32 bytes)")
+    return bytes.fromhex(value)
+
+
+KeyPath = Annotated[str, typer.Option("--key", metavar="KEY.json",
+                                      help="The denomination key (section 8 `key` object;"
+                                           " `signature` optional). `-` reads stdin.")]
+Master = Annotated[bytes | None, typer.Option(
+    "--master", metavar="HEX", parser=_hex32,
+    help="Trusted master public key (64 hex): also check the key's master signature.")]
+
+
+# --- reading (exit 2) and rejecting (exit 1) --------------------------------
+
+def _unreadable(path: str, why: str) -> NoReturn:
+    typer.echo(f"error: cannot read {path}: {why}", err=True)
+    raise typer.Exit(EXIT_UNREADABLE)
+
+
+def _invalid(exc: EcashError) -> NoReturn:
+    typer.echo(f"invalid: {exc.code}: {exc}", err=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _read_all(paths: list[str]) -> list[tuple[bytes, Any]]:
+    """Read and parse every input, or exit 2. Returns ``(raw bytes, parsed JSON)`` pairs."""
+    if paths.count("-") > 1:
+        raise typer.BadParameter("standard input (`-`) can be given only once")
+    docs = []
+    for path in paths:
+        try:
+            if path == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(path, "rb") as f:
+                    raw = f.read()
+        except OSError as exc:
+            _unreadable(path, exc.strerror or str(exc))
+        try:
+            docs.append((raw, wj.loads(raw)))
+        except WireError as exc:
+            if exc.code != "not_json":
+                raise
+            _unreadable(path, str(exc))
+    return docs
+
+
+# --- checks the core does not make ------------------------------------------
+
+def _reject_duplicate_names(raw: bytes) -> None:
+    """Section 8 objects have exactly the keys listed: a name given twice is
+    refused (``json.loads`` would silently keep the last one)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise WireError(f"duplicate key {name!r} in a JSON object", "duplicate_key")
+            seen.add(name)
+        return dict(pairs)
+
+    json.loads(raw, object_pairs_hook=hook)  # already parsed once: only the hook can raise
+
+
+def _key_from_json(obj: Any) -> DenominationKey:
+    """``key`` object whose ``signature`` may be absent, but if present is hex128
+    (``key_from_json(signature_optional=True)`` would also take ``null``)."""
+    if isinstance(obj, dict) and "signature" in obj and obj["signature"] is None:
+        raise WireError("key.signature: expected a hex string (omit the key instead of null)",
+                        "bad_type")
+    return wj.key_from_json(obj, signature_optional=True)
+
+
+def _checked_key(doc: tuple[bytes, Any], master: bytes | None) -> DenominationKey:
+    key = _key_from_json(doc[1])
+    key.check_key_id()
+    if master is not None:
+        key.check_signature(master)
+    return key
+
+
+def _reject_duplicates(docs: list[tuple[bytes, Any]]) -> None:
+    for raw, _ in docs:
+        _reject_duplicate_names(raw)
+
+
+# --- commands ----------------------------------------------------------------
+
+@app.command("coin")
+def coin(
+    coin_path: Annotated[str, typer.Argument(metavar="COIN.json",
+                                             help="Coin (section 8). `-` reads stdin.")],
+    key: KeyPath,
+    master: Master = None,
+) -> None:
+    """Check a coin (4.1) under a denomination key."""
+    key_doc, coin_doc = _read_all([key, coin_path])
+    try:
+        _reject_duplicates([key_doc, coin_doc])
+        k = _checked_key(key_doc, master)
+        verify_coin(wj.coin_from_json(coin_doc[1]), k)
+    except EcashError as exc:
+        _invalid(exc)
+    typer.echo("valid")
+
+
+@app.command("spend")
+def spend(
+    spend_path: Annotated[str, typer.Argument(metavar="SPEND.json",
+                                              help="Spend transcript (section 8)."
+                                                   " `-` reads stdin.")],
+    key: KeyPath,
+    master: Master = None,
+) -> None:
+    """Check a spend transcript (section 5): coin, request, currency, spend equation."""
+    key_doc, spend_doc = _read_all([key, spend_path])
+    try:
+        _reject_duplicates([key_doc, spend_doc])
+        k = _checked_key(key_doc, master)
+        verify_spend(wj.spend_from_json(spend_doc[1]), k)
+    except EcashError as exc:
+        _invalid(exc)
+    typer.echo("valid")
+
+
+@app.command("double-spend")
+def double_spend(
+    spend1_path: Annotated[str, typer.Argument(metavar="SPEND1.json")],
+    spend2_path: Annotated[str, typer.Argument(metavar="SPEND2.json")],
+    key: KeyPath,
+    identity: Annotated[bytes | None, typer.Option(
+        "--identity", metavar="I_HEX", parser=_hex32,
+        help="Registered identity I (64 hex): also check the transcripts name it.")] = None,
+    master: Master = None,
+) -> None:
+    """Check two spends of one coin (section 7) and print the spender's I (hex)."""
+    key_doc, doc1, doc2 = _read_all([key, spend1_path, spend2_path])
+    try:
+        _reject_duplicates([key_doc, doc1, doc2])
+        k = _checked_key(key_doc, master)
+        proof = DoubleSpendProof(k, wj.spend_from_json(doc1[1]), wj.spend_from_json(doc2[1]))
+        found = proof.verify(identity)
+    except EcashError as exc:
+        _invalid(exc)
+    typer.echo(found.hex())

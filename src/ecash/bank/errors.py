@@ -1,0 +1,23 @@
+"""Refusals of the bank core, each with a stable code and an HTTP status."""
+
+from __future__ import annotations
+
+
+class BankError(Exception):
+    """A request the bank refuses; nothing was changed."""
+
+    def __init__(self, code: str, detail: str, status: int = 422) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.status = code, detail, status
+
+
+def not_found(what: str) -> BankError:
+    return BankError("not_found", f"{what} not found", 404)
+
+
+def forbidden(detail: str) -> BankError:
+    return BankError("forbidden", detail, 403)
+
+
+def conflict(code: str, detail: str) -> BankError:
+    return BankError(code, detail, 409)

@@ -1,0 +1,387 @@
+"""The bank core: one object, many workers. Every method is one database
+transaction (or none), so any worker can serve any request and a crash at any
+point leaves either the whole change or nothing.
+
+The protocol steps live in the mixins beside this module (``withdraw``,
+``deposit``, ``ledger``); this module holds setup, accounts and keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from ..crypto import group
+from ..crypto import registration as reg
+from ..crypto.keys import DenominationKey, Keyset, MerchantCertificate, Policy, certify_merchant
+from ..crypto.params import g2
+from ..crypto.withdrawal import holder_z
+from ..wire import json as wj
+from . import store
+from .config import BankConfig
+from .deposit import DepositMixin
+from .errors import BankError, forbidden, not_found
+from .keyring import KeyRing
+from .ledger import LedgerMixin, post
+from .schema import (
+    accounts,
+    credentials,
+    denomination_keys,
+    generations,
+    merchant_certificates,
+    settings,
+)
+from .withdraw import WithdrawMixin
+
+ROLES = ("holder", "merchant", "operator")
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_token(role: str) -> str:
+    return f"ec{role[0]}_{secrets.token_urlsafe(32)}"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    public: DenominationKey
+    x: int
+    generation: int
+    denomination: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a credential belongs to."""
+
+    role: str
+    account: int | None  # internal account id
+
+
+class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
+    def __init__(self, engine: Engine, keyring: KeyRing, config: BankConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.keyring, self.clock = engine, keyring, clock
+        self.config = config or BankConfig()
+        self._keys: dict[bytes, KeyInfo] = {}
+        self._policy: tuple[Policy, bytes] | None = None
+        self._bank_account: int | None = None
+        self.verify_pool = None  # a ProcessPoolExecutor, when workers < cores
+
+    # --- time ---------------------------------------------------------------
+    def now(self) -> int:
+        return int(self.clock())
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- setup --------------------------------------------------------------
+    @classmethod
+    def open(cls, db_url: str, keys_dir: Path, config: BankConfig | None = None,
+             clock: Callable[[], float] = time.time) -> Bank:
+        engine = store.make_engine(db_url)
+        store.upgrade(engine)
+        bank = cls(engine, KeyRing.load(keys_dir), config, clock)
+        bank._load_config()
+        return bank
+
+    @classmethod
+    def init(cls, db_url: str, keys_dir: Path, config: BankConfig | None = None,
+             clock: Callable[[], float] = time.time) -> tuple[Bank, str]:
+        """Create keys, schema, policy, first generation; return the operator token."""
+        config = config or BankConfig()
+        engine = store.make_engine(db_url)
+        store.upgrade(engine)
+        with engine.connect() as conn:
+            if conn.execute(select(settings.c.value).where(settings.c.name == "config")).first():
+                raise BankError("already_initialised", "this database already holds a bank", 409)
+        keyring = KeyRing.create(keys_dir)
+        bank = cls(engine, keyring, config, clock)
+        now = bank.now()
+        policy = Policy(config.currency, config.deposit_window_s, config.floor_limit,
+                        config.holding_limit, config.single_payment_limit,
+                        config.daily_offline_limit, config.consecutive_offline_limit, now)
+        token = new_token("operator")
+        with engine.begin() as conn:
+            conn.execute(settings.insert(), [
+                {"name": "config", "value": json.dumps(config.__dict__)},
+                {"name": "master_public_key", "value": keyring.master.public_key.hex()},
+                {"name": "policy", "value": policy.canonical_json().decode()},
+                {"name": "policy_signature", "value": policy.sign(keyring.master).hex()},
+            ])
+            conn.execute(credentials.insert().values(
+                token_hash=hash_token(token), role="operator", account=None, created_at=now))
+            conn.execute(accounts.insert().values(
+                account_id="bank", holder="the bank (redemptions)", kind="bank",
+                status="active", balance=0, merchant_id=config.bank_merchant_id,
+                daily_load_limit=0, net_load_limit=0, created_at=now))
+        bank.add_generation(withdraw_start=now - 60)
+        return bank, token
+
+    def _load_config(self) -> None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(settings.c.value).where(settings.c.name == "config")).first()
+        if row is None:
+            raise BankError("not_initialised", "run `ecash bank init` first", 500)
+        saved = json.loads(row.value)
+        self.config = BankConfig(**saved)
+
+    def add_generation(self, withdraw_start: int | None = None) -> int:
+        """Add the next key generation; its withdrawal window starts where the
+        newest one's ends (no overlap, ECASH-1 9.6), deposits overlap."""
+        cfg = self.config
+        with self.engine.begin() as conn:
+            last = conn.execute(select(generations).order_by(
+                generations.c.generation.desc()).limit(1)).first()
+            number = 1 if last is None else last.generation + 1
+            start = withdraw_start if last is None else last.withdraw_end
+            if start is None:
+                start = self.now()
+            end = start + cfg.withdraw_period_s
+            deposit_end = end + cfg.spend_period_s + cfg.deposit_window_s
+            gen = self.keyring.new_generation(number, cfg.denominations, cfg.currency, start,
+                                              end, deposit_end)
+            conn.execute(generations.insert().values(
+                generation=number, withdraw_start=start, withdraw_end=end,
+                deposit_end=deposit_end, prefix_bits=8))
+            conn.execute(denomination_keys.insert(), [
+                {"key_id": k.public.key_id, "generation": number, "denomination": i,
+                 "value": k.public.value, "currency": k.public.currency, "h": k.public.h,
+                 "withdraw_start": start, "withdraw_end": end, "deposit_end": deposit_end,
+                 "signature": k.public.signature} for i, k in enumerate(gen.keys)])
+            store.ensure_partition(conn, number)
+        self._keys.clear()
+        return number
+
+    # --- keys and policy ------------------------------------------------------
+    def key(self, key_id: bytes) -> KeyInfo | None:
+        info = self._keys.get(key_id)
+        if info is None:
+            self._reload_keys()
+            info = self._keys.get(key_id)
+        return info
+
+    def _reload_keys(self) -> None:
+        self.keyring.reload()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(denomination_keys)).all()
+        keys = {}
+        for r in rows:
+            secret = self.keyring.by_id.get(r.key_id)
+            if secret is None:
+                continue  # another bank's key, or files missing: never usable here
+            keys[r.key_id] = KeyInfo(secret.public, secret.x, r.generation, r.denomination)
+        self._keys = keys
+
+    def policy(self) -> tuple[Policy, bytes]:
+        if self._policy is None:
+            with self.engine.connect() as conn:
+                rows = dict(conn.execute(select(settings.c.name, settings.c.value)).all())
+            policy = wj.policy_from_json(json.loads(rows["policy"]))
+            self._policy = (policy, bytes.fromhex(rows["policy_signature"]))
+        return self._policy
+
+    def keyset(self) -> Keyset:
+        """Every key whose ``deposit_end`` has not passed, and the signed policy."""
+        self._reload_keys()
+        now = self.now()
+        live = sorted((k.public for k in self._keys.values() if k.public.deposit_end > now),
+                      key=lambda k: (k.withdraw_start, k.value))
+        policy, sig = self.policy()
+        return Keyset(self.keyring.master.public_key, tuple(live), policy, sig)
+
+    def withdrawable_key(self, key_id: bytes) -> KeyInfo:
+        info = self.key(key_id)
+        now = self.now()
+        if info is None:
+            raise BankError("unknown_key", f"unknown key {key_id.hex()}")
+        if not info.public.withdraw_start <= now < info.public.withdraw_end:
+            raise BankError("key_not_withdrawable", f"key {key_id.hex()} is outside its"
+                            " withdrawal window")
+        return info
+
+    # --- credentials ----------------------------------------------------------
+    def authenticate(self, token: str) -> Principal | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(credentials.c.role, credentials.c.account).where(
+                credentials.c.token_hash == hash_token(token))).first()
+        return None if row is None else Principal(row.role, row.account)
+
+    def _issue(self, conn: Connection, role: str, account: int | None) -> str:
+        token = new_token(role)
+        conn.execute(credentials.insert().values(token_hash=hash_token(token), role=role,
+                                                 account=account, created_at=self.now()))
+        return token
+
+    # --- accounts ---------------------------------------------------------------
+    def open_account(self, holder: str) -> tuple[str, str]:
+        """Return ``(account_id, holder credential)``; the credential is shown once."""
+        holder = holder.strip()
+        if not 1 <= len(holder) <= 200:
+            raise BankError("bad_holder", "holder name must be 1 to 200 characters")
+        cfg = self.config
+        with self.engine.begin() as conn:
+            for _ in range(5):
+                account_id = "acct-" + secrets.token_hex(5)
+                exists = conn.execute(select(accounts.c.id).where(
+                    accounts.c.account_id == account_id)).first()
+                if not exists:
+                    break
+            pk = conn.execute(accounts.insert().values(
+                account_id=account_id, holder=holder, kind="holder", status="active",
+                balance=0, daily_load_limit=cfg.daily_load_limit,
+                net_load_limit=cfg.net_load_limit, created_at=self.now())).inserted_primary_key[0]
+            token = self._issue(conn, "holder", pk)
+        return account_id, token
+
+    def account_pk(self, conn: Connection, account_id: str, *, lock: bool = False):
+        stmt = select(accounts).where(accounts.c.account_id == account_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise not_found(f"account {account_id!r}")
+        return row
+
+    def account_row(self, conn: Connection, pk: int, *, lock: bool = False):
+        stmt = select(accounts).where(accounts.c.id == pk)
+        if lock:
+            stmt = stmt.with_for_update()
+        return conn.execute(stmt).one()
+
+    def account_info(self, account_id: str) -> dict:
+        with self.engine.connect() as conn:
+            row = self.account_pk(conn, account_id)
+        return {"account_id": row.account_id, "holder": row.holder, "status": row.status,
+                "balance": row.balance, "currency": self.config.currency,
+                "identity": row.identity.hex() if row.identity else None,
+                "merchant_id": row.merchant_id, "daily_load_limit": row.daily_load_limit,
+                "net_load_limit": row.net_load_limit, "payout_after": row.payout_after}
+
+    def check_owner(self, who: Principal, account_id: str, role: str = "holder") -> int:
+        """The internal id of ``account_id`` if ``who`` may act on it in ``role``."""
+        with self.engine.connect() as conn:
+            row = self.account_pk(conn, account_id)
+        if who.role != role or who.account != row.id:
+            raise forbidden("this credential may not act on that account")
+        return row.id
+
+    def credit(self, account_id: str, amount: int, reference: str) -> int:
+        """Money paid in from outside (standing in for core banking). Idempotent
+        per ``reference``: the same reference again credits nothing."""
+        if not (isinstance(amount, int) and 0 < amount <= 2**53 - 1):
+            raise BankError("bad_amount", "amount must be a positive integer")
+        if not 1 <= len(reference) <= 64:
+            raise BankError("bad_reference", "reference must be 1 to 64 characters")
+        with self.engine.begin() as conn:
+            row = self.account_pk(conn, account_id, lock=True)
+            if row.status == "closed":
+                raise BankError("account_closed", "account is closed")
+            if post(conn, self.now(), "credit", "cash", f"acct:{row.id}", amount,
+                    f"{row.id}:{reference}"):
+                conn.execute(update(accounts).where(accounts.c.id == row.id).values(
+                    balance=accounts.c.balance + amount))
+            return self.account_row(conn, row.id).balance
+
+    def set_status(self, account_id: str, status: str) -> None:
+        if status not in ("active", "frozen"):
+            raise BankError("bad_status", "status is active or frozen")
+        with self.engine.begin() as conn:
+            row = self.account_pk(conn, account_id, lock=True)
+            if row.status == "closed":
+                raise BankError("account_closed", "account is closed")
+            conn.execute(update(accounts).where(accounts.c.id == row.id).values(status=status))
+
+    def register_identity(self, account_pk: int, account_id: str,
+                          proof: reg.RegistrationProof) -> None:
+        """ECASH-1 3.2: the proof binds ``I`` to this account id; ``I`` is unique.
+        Registering the same ``I`` again is a no-op (retries)."""
+        reg.verify(proof, account_id)
+        with self.engine.begin() as conn:
+            row = self.account_row(conn, account_pk, lock=True)
+            if row.identity == proof.I:
+                return
+            if row.identity is not None:
+                raise BankError("identity_registered", "this account already has an identity",
+                                409)
+            if row.status != "active":
+                raise BankError("account_not_active", f"account is {row.status}")
+            taken = conn.execute(select(func.count()).select_from(accounts).where(
+                accounts.c.identity == proof.I)).scalar()
+            if taken:
+                raise BankError("identity_taken", "this identity is registered elsewhere", 409)
+            conn.execute(update(accounts).where(accounts.c.id == account_pk).values(
+                identity=proof.I))
+
+    def holder_z(self, identity: bytes, key: KeyInfo) -> bytes:
+        return _z(identity, key.public.key_id, key.x)
+
+    # --- merchants ----------------------------------------------------------
+    def register_merchant(self, account_id: str, merchant_id: str) -> str:
+        """Make an account a merchant; return the merchant credential (shown once)."""
+        raw = merchant_id.encode("utf-8")
+        if not 1 <= len(raw) <= 64 or merchant_id != merchant_id.strip():
+            raise BankError("bad_merchant_id", "merchant_id must be 1 to 64 UTF-8 bytes")
+        with self.engine.begin() as conn:
+            row = self.account_pk(conn, account_id, lock=True)
+            if row.merchant_id is not None:
+                raise BankError("already_merchant", "account is already a merchant", 409)
+            taken = conn.execute(select(accounts.c.id).where(
+                accounts.c.merchant_id == merchant_id)).first()
+            if taken:
+                raise BankError("merchant_id_taken", "merchant_id is taken", 409)
+            conn.execute(update(accounts).where(accounts.c.id == row.id).values(
+                merchant_id=merchant_id))
+            return self._issue(conn, "merchant", row.id)
+
+    def merchant_info(self, account_pk: int) -> dict:
+        with self.engine.connect() as conn:
+            row = self.account_row(conn, account_pk)
+        return {"merchant_id": row.merchant_id, "account_id": row.account_id,
+                "balance": row.balance, "status": row.status}
+
+    def certify_terminal(self, account_pk: int, public_key: bytes) -> MerchantCertificate:
+        """ECASH-1 3.3. Re-certifying the same key returns its certificate."""
+        if len(public_key) != 32:
+            raise BankError("bad_public_key", "public key must be 32 bytes")
+        with self.engine.begin() as conn:
+            row = self.account_row(conn, account_pk)
+            if row.merchant_id is None or row.status != "active":
+                raise forbidden("account is not an active merchant")
+            old = conn.execute(select(merchant_certificates).where(
+                merchant_certificates.c.public_key == public_key)).first()
+            if old is not None:
+                if old.account != account_pk:
+                    raise forbidden("key is certified for another merchant")
+                return MerchantCertificate(row.merchant_id, public_key, old.valid_until,
+                                           old.signature)
+            valid_until = self.now() + self.config.certificate_validity_s
+            cert = certify_merchant(self.keyring.master, row.merchant_id, public_key,
+                                    valid_until)
+            conn.execute(merchant_certificates.insert().values(
+                public_key=public_key, account=account_pk, valid_until=valid_until,
+                signature=cert.signature, issued_at=self.now()))
+            return cert
+
+    def bank_account_pk(self) -> int:
+        if self._bank_account is None:
+            with self.engine.connect() as conn:
+                self._bank_account = conn.execute(select(accounts.c.id).where(
+                    accounts.c.kind == "bank")).scalar_one()
+        return self._bank_account
+
+
+@lru_cache(maxsize=65_536)
+def _z(identity: bytes, key_id: bytes, x: int) -> bytes:
+    """``z = (I*g2)^x``: one per account and key, so cached."""
+    return holder_z(group.add(identity, g2), x)

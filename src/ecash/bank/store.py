@@ -1,0 +1,104 @@
+"""Opening the bank's database: SQLite (WAL, the embedded default) or
+PostgreSQL (psycopg 3), with migrations and per-generation partitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
+
+from .schema import spent_coins
+
+
+def make_engine(url: str) -> Engine:
+    """An engine whose every ``begin()`` is a serialisable-enough write transaction.
+
+    SQLite: WAL, ``synchronous=FULL`` (a committed transaction survives a power
+    cut), and ``BEGIN IMMEDIATE`` so writers queue instead of deadlocking.
+    """
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and ":memory:" not in path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                               poolclass=NullPool if ":memory:" not in url else None)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def is_postgres(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def ensure_partition(conn: Connection, generation: int) -> None:
+    """PostgreSQL: the spent-coin partition of one key generation."""
+    if is_postgres(conn):
+        conn.execute(text(
+            f"CREATE TABLE IF NOT EXISTS spent_coins_g{int(generation)} "
+            f"PARTITION OF spent_coins FOR VALUES IN ({int(generation)})"))
+
+
+def drop_partition(conn: Connection, generation: int) -> None:
+    if is_postgres(conn):
+        conn.execute(text(f"DROP TABLE IF EXISTS spent_coins_g{int(generation)}"))
+    else:
+        conn.execute(spent_coins.delete().where(spent_coins.c.generation == generation))
+
+
+def insert_ignoring_conflicts(conn: Connection, table, rows: list[dict], returning):
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the rows that went in
+    (one statement per page of rows on both drivers)."""
+    if not rows:
+        return []
+    dialect = postgresql if is_postgres(conn) else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing().returning(*returning)
+    return conn.execute(stmt, rows).all()
+
+
+_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def retrying(fn, attempts: int = 8):
+    """Run a whole transaction again when the database aborted it for a race
+    (PostgreSQL deadlock or serialisation failure, SQLite busy)."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            busy = "database is locked" in str(exc.orig)
+            if (state not in _RETRY_STATES and not busy) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
