@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from . import verify
+from . import bank, verify
 
 app = typer.Typer(help="ecash: anonymous offline electronic cash (ECASH-1).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(verify.app, name="verify")
+app.add_typer(bank.app, name="bank")

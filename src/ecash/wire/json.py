@@ -34,13 +34,29 @@ _HEX = frozenset("0123456789abcdef")
 def loads(text: str | bytes) -> Any:
     """Parse JSON text; raise :class:`WireError` (never ``JSONDecodeError``)."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    except _Duplicate as exc:
+        raise WireError(f"duplicate key {exc} in a JSON object", "duplicate_key") from None
     except (ValueError, RecursionError) as exc:
         raise WireError(f"not JSON: {exc}", "not_json") from None
 
 
+class _Duplicate(Exception):
+    pass
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    """Section 8 objects have exactly their keys: a repeated key is not a choice."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
 
 
 def dumps(obj: Any) -> str:
@@ -194,11 +210,9 @@ def key_to_json(k: DenominationKey) -> dict:
 def key_from_json(v: Any, *, signature_optional: bool = False) -> DenominationKey:
     """A ``key`` object. ``signature_optional`` lets a third party verify coins
     under a key whose master signature it does not have (``ecash verify``)."""
-    if signature_optional and isinstance(v, dict) and "signature" not in v:
-        v = {**v, "signature": None}
-    o = _object(v, KEY_KEYS, "key")
-    sig = None if o["signature"] is None and signature_optional else hex_bytes(
-        o["signature"], 64, "key.signature")
+    missing_sig = signature_optional and isinstance(v, dict) and "signature" not in v
+    o = _object({**v, "signature": ""} if missing_sig else v, KEY_KEYS, "key")
+    sig = None if missing_sig else hex_bytes(o["signature"], 64, "key.signature")
     return DenominationKey(hex_bytes(o["key_id"], 32, "key.key_id"), element(o["h"], "key.h"),
                            integer(o["value"], "key.value"),
                            _currency(o["currency"], "key.currency"),

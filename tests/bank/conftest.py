@@ -1,0 +1,13 @@
+"""Every bank test runs on SQLite and on PostgreSQL, over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..bankkit import running_bank
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request, tmp_path):
+    with running_bank(request.param, tmp_path) as e:
+        yield e

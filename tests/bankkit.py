@@ -1,0 +1,189 @@
+"""Test kit: a real bank on SQLite or PostgreSQL, served over HTTP on
+127.0.0.1, and the holder's side of the protocol for the tests to drive."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ecash.bank.api import create_app
+from ecash.bank.client import BankClient
+from ecash.bank.config import BankConfig
+from ecash.bank.ratelimit import RateLimiter
+from ecash.bank.server import ThreadedServer
+from ecash.bank.service import Bank
+from ecash.crypto import group
+from ecash.crypto import registration as reg
+from ecash.crypto.coin import Coin, CoinSecrets
+from ecash.crypto.keys import Keyset
+from ecash.crypto.payment import PaymentRequest, Spend, make_spend
+from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+
+PG_URL = os.environ.get("ECASH_TEST_PG", "postgresql://ecash:ecash@127.0.0.1:5432/postgres")
+
+
+def pg_available() -> bool:
+    try:
+        eng = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.connect():
+            pass
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def fresh_database(engine_name: str, tmp: Path) -> Iterator[str]:
+    """A new empty database: a SQLite file, or a PostgreSQL database created
+    for this test and dropped after it."""
+    if engine_name == "sqlite":
+        yield f"sqlite:///{tmp / 'bank.db'}"
+        return
+    if os.environ.get("CI") and not pg_available():
+        raise RuntimeError("PostgreSQL is required in CI")
+    if not pg_available():
+        pytest.skip("no PostgreSQL server (set ECASH_TEST_PG)")
+    name = "ecash_t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+class Clock:
+    """A clock tests can move forward."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.offset = 0.0
+        self._time = time.time
+
+    def __call__(self) -> float:
+        return self._time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class BankEnv:
+    bank: Bank
+    url: str
+    operator: BankClient
+    clock: Clock
+    db_url: str
+    keys_dir: Path
+    clients: list[BankClient] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> BankClient:
+        c = BankClient(self.url, token)
+        self.clients.append(c)
+        return c
+
+    def holder(self, name: str = "holder", funds: int = 1_000_000) -> Holder:
+        account_id, token = self.operator.open_account(name)
+        if funds:
+            self.operator.credit(account_id, funds, "initial")
+        h = Holder(account_id, self.client(token), group.random_scalar())
+        h.client.register(account_id, reg.prove(h.u1, account_id))
+        return h
+
+    def merchant(self, merchant_id: str) -> BankClient:
+        account_id, _ = self.operator.open_account(f"shop {merchant_id}")
+        return self.client(self.operator.register_merchant(account_id, merchant_id))
+
+
+@dataclass
+class Holder:
+    account_id: str
+    client: BankClient
+    u1: int
+
+    @property
+    def I(self) -> bytes:  # noqa: E743
+        return reg.identity_of(self.u1)
+
+    def withdraw(self, values: list[int], keyset: Keyset | None = None
+                 ) -> list[tuple[Coin, CoinSecrets]]:
+        offer, states = self.start(values, keyset)
+        answers = self.client.answer(self.account_id, offer["session_id"],
+                                     [s.challenges for s in states])
+        return [user_finish(s, r, beta) for s, (beta, r) in zip(states, answers, strict=True)]
+
+    def start(self, values: list[int], keyset: Keyset | None = None, *, exchange=None):  # noqa: ANN001, ANN201
+        ks = keyset or self.client.keyset()
+        now = self.client_now()
+        live = {k.value: k for k in ks.keys if k.withdraw_start <= now < k.withdraw_end}
+        key_ids = [live[v].key_id for v in values]
+        if exchange is None:
+            offer = self.client.start_withdrawal(self.account_id, key_ids)
+        else:
+            offer = self.client.start_exchange(self.account_id, exchange, key_ids)
+        return offer, self.blind(offer, ks)
+
+    def blind(self, offer: dict, ks: Keyset) -> list:
+        states = []
+        for c in offer["coins"]:
+            cm = [bytes.fromhex(h) for h in c["commitments"]]
+            key = ks.key(bytes.fromhex(c["key_id"]))
+            states.append(user_blind(key, self.I, bytes.fromhex(offer["z"][c["key_id"]]),
+                                     [Commitment(cm[0], cm[1]), Commitment(cm[2], cm[3])]))
+        return states
+
+    @staticmethod
+    def client_now() -> int:
+        import time
+
+        return int(time.time())
+
+    def pay(self, coins: list[tuple[Coin, CoinSecrets]], merchant_id: str,
+            currency: str = "CNY", timestamp_ms: int | None = None) -> list[Spend]:
+        import time
+
+        amount = sum(VALUE_OF[c.key_id] for c, _ in coins) if VALUE_OF else 0
+        req = PaymentRequest(merchant_id, amount, currency,
+                             timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+                             secrets.token_bytes(16))
+        return [make_spend(c, s, self.u1, req) for c, s in coins]
+
+
+VALUE_OF: dict[bytes, int] = {}
+
+
+def remember_values(ks: Keyset) -> None:
+    for k in ks.keys:
+        VALUE_OF[k.key_id] = k.value
+
+
+@contextmanager
+def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
+                 rate_limit: RateLimiter | None = None) -> Iterator[BankEnv]:
+    with fresh_database(engine_name, tmp) as db_url:
+        clock = Clock()
+        bank, op_token = Bank.init(db_url, tmp / "keys", config, clock=clock)
+        app = create_app(bank, rate_limit=rate_limit or RateLimiter(1e6, 1e6))
+        with ThreadedServer(app) as url:
+            env = BankEnv(bank, url, BankClient(url, op_token), clock, db_url, tmp / "keys")
+            remember_values(env.operator.keyset())
+            try:
+                yield env
+            finally:
+                for c in [env.operator, *env.clients]:
+                    c.close()
+        bank.engine.dispose()
