@@ -76,6 +76,8 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         self._keys: dict[bytes, KeyInfo] = {}
         self._policy: tuple[Policy, bytes] | None = None
         self._bank_account: int | None = None
+        self._principals: dict[bytes, Principal] = {}
+        self._account_pks: dict[str, int] = {}
         self.verify_pool = None  # a ProcessPoolExecutor, when workers < cores
 
     # --- time ---------------------------------------------------------------
@@ -212,10 +214,21 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
 
     # --- credentials ----------------------------------------------------------
     def authenticate(self, token: str) -> Principal | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(credentials.c.role, credentials.c.account).where(
-                credentials.c.token_hash == hash_token(token))).first()
-        return None if row is None else Principal(row.role, row.account)
+        """The principal of a bearer token. Credentials are never reassigned, so a
+        known one is remembered (unknown ones are always looked up)."""
+        digest = hash_token(token)
+        who = self._principals.get(digest)
+        if who is None:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(credentials.c.role, credentials.c.account).where(
+                    credentials.c.token_hash == digest)).first()
+            if row is None:
+                return None
+            who = Principal(row.role, row.account)
+            if len(self._principals) > 100_000:
+                self._principals.clear()
+            self._principals[digest] = who
+        return who
 
     def _issue(self, conn: Connection, role: str, account: int | None) -> str:
         token = new_token(role)
@@ -269,12 +282,16 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
                 "net_load_limit": row.net_load_limit, "payout_after": row.payout_after}
 
     def check_owner(self, who: Principal, account_id: str, role: str = "holder") -> int:
-        """The internal id of ``account_id`` if ``who`` may act on it in ``role``."""
-        with self.engine.connect() as conn:
-            row = self.account_pk(conn, account_id)
-        if who.role != role or who.account != row.id:
+        """The internal id of ``account_id`` if ``who`` may act on it in ``role``
+        (ids never change, so the mapping is remembered)."""
+        pk = self._account_pks.get(account_id)
+        if pk is None:
+            with self.engine.connect() as conn:
+                pk = self.account_pk(conn, account_id).id
+            self._account_pks[account_id] = pk
+        if who.role != role or who.account != pk:
             raise forbidden("this credential may not act on that account")
-        return row.id
+        return pk
 
     def credit(self, account_id: str, amount: int, reference: str) -> int:
         """Money paid in from outside (standing in for core banking). Idempotent

@@ -9,7 +9,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.pool import NullPool
 
 from .schema import spent_coins
 
@@ -25,7 +24,7 @@ def make_engine(url: str) -> Engine:
         if path and ":memory:" not in path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
-                               poolclass=NullPool if ":memory:" not in url else None)
+                               pool_size=8, max_overflow=8)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,344 @@
+"""Bank benchmark: deposit and withdrawal throughput over HTTP, CPU per coin
+against the raw group cost, and single-coin latencies.
+
+    python bench/bank.py [--json OUT.json] [--quick] [--engines sqlite,postgres]
+                         [--workers 1,2] [--pg postgresql://USER:PW@127.0.0.1:5432/postgres]
+
+Each configuration gets a fresh database and a real ``ecash bank serve``
+process with N uvicorn workers on 127.0.0.1. The load client (this process
+and its threads) shares the machine's cores with the server. PostgreSQL's
+CPU is read from /proc for every process named ``postgres``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ecash.bank.client import BankClient
+from ecash.bank.server import free_port
+from ecash.bank.service import Bank
+from ecash.crypto import group
+from ecash.crypto import registration as reg
+from ecash.crypto.batch import default_processes, make_pool, verify_spends
+from ecash.crypto.params import g2
+from ecash.crypto.payment import PaymentRequest, make_spend
+from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+
+BATCH = 64
+TICKS = os.sysconf("SC_CLK_TCK")
+console = Console(width=220)
+
+
+# --- CPU accounting from /proc ---------------------------------------------
+
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1:raw.rindex(")")]
+    f = raw[raw.rindex(")") + 2:].split()
+    return comm, int(f[1]), (int(f[11]) + int(f[12])) / TICKS
+
+
+def _all() -> dict[int, tuple[str, int, float]]:
+    out = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit() and (s := _stat(int(p))):
+            out[int(p)] = s
+    return out
+
+
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """(CPU of ``root`` and its descendants, CPU of every postgres process)."""
+    procs = _all()
+    tree, changed = {root}, True
+    while changed:
+        changed = False
+        for pid, (_, ppid, _) in procs.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    server = sum(procs[p][2] for p in tree if p in procs)
+    pg = sum(s[2] for s in procs.values() if s[0].startswith("postgres"))
+    return server, pg
+
+
+# --- environment --------------------------------------------------------------
+
+@contextmanager
+def database(engine: str, tmp: Path, pg_admin: str):
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp / 'bank.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = "ecash_bench_" + uuid.uuid4().hex[:8]
+    admin = create_engine(pg_admin.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield pg_admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@contextmanager
+def bank_server(db_url: str, keys: Path, workers: int):
+    port = free_port()
+    exe = Path(sys.executable).with_name("ecash")
+    proc = subprocess.Popen([str(exe), "bank", "serve", "--db", db_url, "--keys", str(keys),
+                             "--port", str(port), "--workers", str(workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    probe = BankClient(url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe.http.get("/v1/health")
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("bank server did not start") from None
+            time.sleep(0.1)
+    probe.close()
+    try:
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# --- the holder's side ----------------------------------------------------------
+
+class Holder:
+    def __init__(self, url: str, operator: BankClient) -> None:
+        self.account, token = operator.open_account("bench holder")
+        operator.credit(self.account, 10**9 // 10, "bench")
+        self.client = BankClient(url, token)
+        self.u1 = group.random_scalar()
+        self.I = reg.identity_of(self.u1)
+        self.client.register(self.account, reg.prove(self.u1, self.account))
+        self.keyset = self.client.keyset()
+        now = time.time()
+        self.key = next(k for k in self.keyset.keys
+                        if k.value == 1 and k.withdraw_start <= now < k.withdraw_end)
+
+    def start(self, n: int) -> dict:
+        return self.client.start_withdrawal(self.account, [self.key.key_id] * n)
+
+    def blind(self, offer: dict) -> list:
+        z = bytes.fromhex(offer["z"][self.key.key_id.hex()])
+        out = []
+        for c in offer["coins"]:
+            cm = [bytes.fromhex(h) for h in c["commitments"]]
+            out.append(user_blind(self.key, self.I, z,
+                                  [Commitment(cm[0], cm[1]), Commitment(cm[2], cm[3])]))
+        return out
+
+    def answer(self, offer: dict, states: list) -> list:
+        answers = self.client.answer(self.account, offer["session_id"],
+                                     [s.challenges for s in states])
+        return [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
+
+
+def median_us(fn, n: int) -> float:  # noqa: ANN001
+    xs = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        fn()
+        xs.append(time.perf_counter_ns() - t)
+    return statistics.median(xs) / 1000
+
+
+def raw_costs(n: int) -> dict[str, float]:
+    P = group.base_mul(group.random_scalar())
+    ks = [group.random_scalar() for _ in range(n)]
+    it = iter(ks * 3)
+    return {"base": median_us(lambda: group.base_mul(next(it)), n),
+            "mul": median_us(lambda: group.mul(P, next(it)), n),
+            "add": median_us(lambda: group.add(P, g2), n)}
+
+
+def crypto_rate(spends_and_keys: list, pool) -> float:  # noqa: ANN001
+    verify_spends(spends_and_keys[:64], pool=pool)  # warm the workers
+    t = time.perf_counter()
+    res = verify_spends(spends_and_keys, pool=pool)
+    dt = time.perf_counter() - t
+    assert all(r.ok for r in res)
+    return len(spends_and_keys) / dt
+
+
+def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -> dict:  # noqa: ANN001
+    tmp = Path(tempfile.mkdtemp(prefix="ecash-bench-"))
+    try:
+        with database(engine, tmp, pg_admin) as db_url:
+            bank, op_token = Bank.init(db_url, tmp / "keys")
+            bank.engine.dispose()
+            with bank_server(db_url, tmp / "keys", workers) as (url, pid):
+                return _measure(url, pid, op_token, engine, workers, n_batches, pool)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,  # noqa: PLR0915
+             n_batches: int, pool) -> dict:  # noqa: ANN001
+    operator = BankClient(url, op_token)
+    holder = Holder(url, operator)
+    m_acct, _ = operator.open_account("bench shop")
+    merchant = BankClient(url, operator.register_merchant(m_acct, "bench-shop"))
+
+    # withdrawal: batches of 64, wallet work included in the throughput
+    holder.answer(*(lambda o: (o, holder.blind(o)))(holder.start(BATCH)))  # warm up
+    coins = []
+    server_time = 0.0
+    cpu0 = cpu_seconds(pid)
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        a = time.perf_counter()
+        offer = holder.start(BATCH)
+        server_time += time.perf_counter() - a
+        states = holder.blind(offer)
+        a = time.perf_counter()
+        answers = holder.client.answer(holder.account, offer["session_id"],
+                                       [s.challenges for s in states])
+        server_time += time.perf_counter() - a
+        coins += [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
+    wall = time.perf_counter() - t0
+    cpu1 = cpu_seconds(pid)
+    n_w = n_batches * BATCH
+    bank_cpu = (cpu1[0] - cpu0[0]) / n_w * 1e6
+    pg_cpu = (cpu1[1] - cpu0[1]) / n_w * 1e6 if engine == "postgres" else 0.0
+
+    # latency of one withdrawal of one coin: the two round trips, wallet crypto excluded
+    lat = []
+    for _ in range(25):
+        a = time.perf_counter()
+        offer = holder.start(1)
+        t_start = time.perf_counter() - a
+        states = holder.blind(offer)
+        a = time.perf_counter()
+        holder.client.answer(holder.account, offer["session_id"], [states[0].challenges])
+        lat.append((t_start + time.perf_counter() - a) * 1000)
+
+    # deposits: transcripts prepared before timing, batches of 64, concurrent clients
+    spends = []
+    for i in range(0, len(coins) - BATCH - 20, BATCH):
+        req = PaymentRequest("bench-shop", BATCH, "CNY", int(time.time() * 1000),
+                             secrets.token_bytes(16))
+        spends.append([make_spend(c, s, holder.u1, req) for c, s in coins[i:i + BATCH]])
+    singles = []
+    for c, s in coins[-20:]:
+        req = PaymentRequest("bench-shop", 1, "CNY", int(time.time() * 1000),
+                             secrets.token_bytes(16))
+        singles.append([make_spend(c, s, holder.u1, req)])
+    clients = [BankClient(url, merchant.http.headers["authorization"][7:])
+               for _ in range(2 * workers)]
+    cpu0 = cpu_seconds(pid)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(clients)) as ex:
+        results = list(ex.map(lambda ib: clients[ib[0] % len(clients)].deposit(ib[1]),
+                              enumerate(spends)))
+    dt = time.perf_counter() - t0
+    cpu1 = cpu_seconds(pid)
+    assert all(v["status"] == "accepted" for r in results for v in r)
+    n_d = sum(len(b) for b in spends)
+    deposit_rate = n_d / dt
+    dep_lat = []
+    for s in singles:
+        a = time.perf_counter()
+        v = merchant.deposit(s)
+        dep_lat.append((time.perf_counter() - a) * 1000)
+        assert v[0]["status"] == "accepted"
+    flat = [(s, holder.key) for b in spends for s in b]
+    crypto = crypto_rate(flat, pool)
+    audit = operator.audit()
+    for c in (*clients, merchant, holder.client, operator):
+        c.close()
+    return {
+        "engine": engine, "workers": workers,
+        "withdraw_coins_per_s": n_w / wall,
+        "withdraw_bank_cpu_us_per_coin": bank_cpu,
+        "withdraw_pg_cpu_us_per_coin": pg_cpu,
+        "withdraw_server_wall_share": server_time / wall,
+        "withdraw_1coin_ms_p50": statistics.median(lat),
+        "deposit_coins_per_s": deposit_rate,
+        "deposit_bank_cpu_us_per_coin": (cpu1[0] - cpu0[0]) / n_d * 1e6,
+        "deposit_1coin_ms_p50": statistics.median(dep_lat),
+        "crypto_verify_coins_per_s": crypto,
+        "deposit_to_crypto_ratio": deposit_rate / crypto,
+        "audit_ok": audit["ok"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--engines", default="sqlite,postgres")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--pg", default=os.environ.get(
+        "ECASH_TEST_PG", "postgresql://ecash:ecash@127.0.0.1:5432/postgres"))
+    args = ap.parse_args()
+    n_batches = 4 if args.quick else 24
+    raw = raw_costs(200 if args.quick else 1000)
+    bank_raw = 2 * raw["base"] + 2 * raw["mul"]  # two commitments (g^w, (I*g2)^w) per coin
+    verify_raw = 1 * raw["base"] + 6 * raw["mul"] + 4 * raw["add"]
+    pool = make_pool()
+    rows = []
+    try:
+        for engine in args.engines.split(","):
+            for w in (int(x) for x in args.workers.split(",")):
+                console.print(f"[dim]running {engine}, {w} worker(s)...[/]")
+                rows.append(run_config(engine, w, n_batches, args.pg, pool))
+    finally:
+        pool.shutdown()
+    t = Table(title=f"Bank over HTTP (batches of {BATCH}; {default_processes()} cores; "
+                    "client shares the cores)")
+    for col in ("engine", "workers", "deposit coins/s", "crypto coins/s", "ratio (≥0.5)",
+                "withdraw coins/s", "bank CPU µs/coin", "+PG CPU", "raw µs/coin",
+                "bank/raw (≤1.5)", "(bank+PG)/raw (≤2)", "withdraw 1 coin ms (<10)",
+                "deposit 1 coin ms (<5+verify)"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        r["withdraw_bank_raw_us_per_coin"] = bank_raw
+        r["withdraw_bank_to_raw"] = r["withdraw_bank_cpu_us_per_coin"] / bank_raw
+        r["withdraw_bank_pg_to_raw"] = (r["withdraw_bank_cpu_us_per_coin"]
+                                        + r["withdraw_pg_cpu_us_per_coin"]) / bank_raw
+        t.add_row(r["engine"], str(r["workers"]), f"{r['deposit_coins_per_s']:.0f}",
+                  f"{r['crypto_verify_coins_per_s']:.0f}", f"{r['deposit_to_crypto_ratio']:.2f}",
+                  f"{r['withdraw_coins_per_s']:.0f}", f"{r['withdraw_bank_cpu_us_per_coin']:.0f}",
+                  f"{r['withdraw_pg_cpu_us_per_coin']:.0f}", f"{bank_raw:.0f}",
+                  f"{r['withdraw_bank_to_raw']:.2f}", f"{r['withdraw_bank_pg_to_raw']:.2f}",
+                  f"{r['withdraw_1coin_ms_p50']:.1f}", f"{r['deposit_1coin_ms_p50']:.1f}")
+    console.print(t)
+    console.print(f"raw: fixed-base {raw['base']:.1f} µs, variable-base {raw['mul']:.1f} µs, "
+                  f"add {raw['add']:.1f} µs; one verification ≈ {verify_raw:.0f} µs")
+    if args.json:
+        args.json.write_text(json.dumps({"raw_us": raw, "configs": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
