@@ -164,7 +164,7 @@ class Holder:
         return [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
 
 
-def median_us(fn, n: int) -> float:  # noqa: ANN001
+def median_us(fn, n: int) -> float:
     xs = []
     for _ in range(n):
         t = time.perf_counter_ns()
@@ -182,7 +182,7 @@ def raw_costs(n: int) -> dict[str, float]:
             "add": median_us(lambda: group.add(P, g2), n)}
 
 
-def crypto_rate(spends_and_keys: list, pool) -> float:  # noqa: ANN001
+def crypto_rate(spends_and_keys: list, pool) -> float:
     verify_spends(spends_and_keys[:64], pool=pool)  # warm the workers
     t = time.perf_counter()
     res = verify_spends(spends_and_keys, pool=pool)
@@ -191,7 +191,7 @@ def crypto_rate(spends_and_keys: list, pool) -> float:  # noqa: ANN001
     return len(spends_and_keys) / dt
 
 
-def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -> dict:  # noqa: ANN001
+def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="ecash-bench-"))
     try:
         with database(engine, tmp, pg_admin) as db_url:
@@ -203,8 +203,8 @@ def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,  # noqa: PLR0915
-             n_batches: int, pool) -> dict:  # noqa: ANN001
+def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
+             n_batches: int, pool) -> dict:
     operator = BankClient(url, op_token)
     holder = Holder(url, operator)
     m_acct, _ = operator.open_account("bench shop")

@@ -30,7 +30,10 @@ def check_json_int(n: int, what: str) -> int:
 
 
 def check_merchant_id(merchant_id: str) -> bytes:
-    raw = merchant_id.encode("utf-8") if isinstance(merchant_id, str) else b""
+    try:
+        raw = merchant_id.encode("utf-8") if isinstance(merchant_id, str) else b""
+    except UnicodeEncodeError:
+        raise InvalidRequest("merchant_id is not valid UTF-8 text") from None
     if not 1 <= len(raw) <= 64:
         raise InvalidRequest("merchant_id must be 1 to 64 UTF-8 bytes")
     return raw

@@ -121,6 +121,16 @@ def string(v: Any, what: str) -> str:
     return v
 
 
+def utf8_string(v: Any, what: str) -> str:
+    """A string that is valid Unicode text (no lone surrogates), so it encodes."""
+    s = string(v, what)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WireError(f"{what}: not valid UTF-8 text", "bad_type") from None
+    return s
+
+
 def _currency(v: Any, what: str) -> str:
     s = string(v, what)
     if not (len(s) == 3 and s.isascii() and s.isalpha() and s.isupper()):
@@ -287,7 +297,8 @@ def envelope_to_json(e: SignedRequest) -> dict:
 
 def envelope_from_json(v: Any) -> SignedRequest:
     o = _object(v, ENVELOPE_KEYS, "envelope")
-    return SignedRequest(request_from_json(o["request"]), string(o["pos_url"], "envelope.pos_url"),
+    return SignedRequest(request_from_json(o["request"]),
+                         utf8_string(o["pos_url"], "envelope.pos_url"),
                          certificate_from_json(o["certificate"]),
                          hex_bytes(o["signature"], 64, "envelope.signature"))
 
