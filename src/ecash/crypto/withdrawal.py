@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import group
 from .coin import Coin, CoinSecrets, PublicKeyLike, check_scalar, coin_challenge
 from .errors import EcashError, InvalidWithdrawalResponse
-from .params import g1, g2
+from .params import g1, g2, identity_base
 
 
 @dataclass(frozen=True)
@@ -153,23 +153,35 @@ def user_blind(key: PublicKeyLike, I: bytes, z: bytes, commitments: list[Commitm
         blinding = [(group.random_scalar(), group.random_scalar()) for _ in commitments]
     s, x1, x2 = coin_secrets.s, coin_secrets.x1, coin_secrets.x2
     group.nonzero(s, "s")
-    I_g2 = group.add(I, g2)
+    if len(blinding) != len(commitments):
+        raise ValueError("one blinding pair per commitment")
+    u_inv = _inverses([group.nonzero(u, "u") for u, _ in blinding])
+    I_g2 = identity_base(I)
     A = group.mul(I_g2, s)
     B = group.add(group.mul(g1, x1), group.mul(g2, x2))
     z_prime = group.mul(z, s)
     branches = []
-    for cm, (u, v) in zip(commitments, blinding, strict=True):
-        group.nonzero(u, "u")
+    for cm, (u, v), ui in zip(commitments, blinding, u_inv, strict=True):
         a_prime = group.add(group.mul(cm.a, u), group.base_mul(v))
         b_prime = group.add(group.mul(cm.b, s * u % group.q), group.mul(A, v))
         c_prime = group.nonzero(coin_challenge(key.key_id, A, B, z_prime, a_prime, b_prime),
                                 "c'")
-        c = c_prime * pow(u, -1, group.q) % group.q
+        c = c_prime * ui % group.q
         branches.append(Branch(cm, u, v, a_prime, b_prime, c_prime, c))
     for P in (A, B, z_prime):
         group.not_identity(P, "coin element")
     return WithdrawalState(key.key_id, key.h, I, z, coin_secrets, A, B, z_prime,
                            tuple(branches))
+
+
+def _inverses(us: list[int]) -> list[int]:
+    """Modular inverses of one or two non-zero scalars with one inversion."""
+    q = group.q
+    if len(us) == 1:
+        return [pow(us[0], -1, q)]
+    u0, u1 = us
+    t = pow(u0 * u1 % q, -1, q)
+    return [u1 * t % q, u0 * t % q]
 
 
 def _check_bank_element(P: bytes, name: str) -> None:
@@ -185,7 +197,7 @@ def check_response(h: bytes, I: bytes, z: bytes, commitment: Commitment, c: int,
         raise InvalidWithdrawalResponse("r is not a canonical scalar", "non_canonical_scalar")
     if group.base_mul(r) != group.add(group.mul(h, c), commitment.a):
         raise InvalidWithdrawalResponse("g^r != h^c * a", "response_equation")
-    if group.mul(group.add(I, g2), r) != group.add(group.mul(z, c), commitment.b):
+    if group.mul(identity_base(I), r) != group.add(group.mul(z, c), commitment.b):
         raise InvalidWithdrawalResponse("(I*g2)^r != z^c * b", "response_equation")
 
 
