@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from ..crypto.batch import default_processes
+from .logs import uvicorn_log_config
 
 
 def serve(db_url: str, keys_dir: Path, *, host: str = "127.0.0.1", port: int = 8400,
@@ -28,7 +29,8 @@ def serve(db_url: str, keys_dir: Path, *, host: str = "127.0.0.1", port: int = 8
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ecash-metrics-")
     uvicorn.run("ecash.bank.api:app_from_env", factory=True, host=host, port=port,
                 workers=workers, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=5,
+                log_config=uvicorn_log_config(log_level))
 
 
 def free_port() -> int:
