@@ -85,7 +85,8 @@ def spend_list(v: Any, limit: int) -> list:
 
 def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None) -> FastAPI:
     app = FastAPI(title="ecash bank", version="1", docs_url=None, redoc_url=None,
-                  description="ECASH-1 bank: accounts, clause withdrawal, deposit, restore.")
+                  description="ECASH-1 bank: accounts, clause withdrawal, deposit, restore.",
+                  responses=schemas.PROBLEM_RESPONSES)
     limiter = rate_limit or RateLimiter()
     app.state.bank = bank
 

@@ -60,3 +60,12 @@ def body(schema: dict) -> dict:
 def response(schema: dict) -> dict:
     return {"responses": {"200": {"description": "OK", "content": {"application/json": {
         "schema": schema}}}}}
+
+
+PROBLEM = {"type": "object", "required": ["type", "title", "status", "detail", "code"],
+           "properties": {"type": STR, "title": STR, "status": {"type": "integer"},
+                          "detail": STR, "code": STR}}
+PROBLEM_RESPONSES: dict[int | str, dict] = {
+    status: {"description": "Problem details (RFC 9457) with a stable `code`",
+             "content": {"application/problem+json": {"schema": PROBLEM}}}
+    for status in (400, 401, 402, 403, 404, 405, 409, 410, 413, 422, 429, 503)}
