@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -73,12 +75,22 @@ class Clock:
 
         self.offset = 0.0
         self._time = time.time
+        self.frozen: float | None = None
 
     def __call__(self) -> float:
+        if self.frozen is not None:
+            return self.frozen
         return self._time() + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+        if self.frozen is not None:
+            self.frozen += seconds
+
+    def freeze(self) -> None:
+        """Stop at the current time; from now on only :meth:`advance` moves it
+        (for tests of exact deadlines)."""
+        self.frozen = int(self())
 
 
 @dataclass
@@ -100,7 +112,7 @@ class BankEnv:
         account_id, token = self.operator.open_account(name)
         if funds:
             self.operator.credit(account_id, funds, "initial")
-        h = Holder(account_id, self.client(token), group.random_scalar())
+        h = Holder(account_id, self.client(token), group.random_scalar(), self.clock)
         h.client.register(account_id, reg.prove(h.u1, account_id))
         return h
 
@@ -114,6 +126,7 @@ class Holder:
     account_id: str
     client: BankClient
     u1: int
+    clock: Clock | None = None  # the bank's clock, when a test moves it
 
     @property
     def I(self) -> bytes:  # noqa: E743
@@ -126,8 +139,9 @@ class Holder:
                                      [s.challenges for s in states])
         return [user_finish(s, r, beta) for s, (beta, r) in zip(states, answers, strict=True)]
 
-    def start(self, values: list[int], keyset: Keyset | None = None, *, exchange=None):  # noqa: ANN001, ANN201
+    def start(self, values: list[int], keyset: Keyset | None = None, *, exchange=None):
         ks = keyset or self.client.keyset()
+        remember_values(ks)
         now = self.client_now()
         live = {k.value: k for k in ks.keys if k.withdraw_start <= now < k.withdraw_end}
         key_ids = [live[v].key_id for v in values]
@@ -146,11 +160,10 @@ class Holder:
                                      [Commitment(cm[0], cm[1]), Commitment(cm[2], cm[3])]))
         return states
 
-    @staticmethod
-    def client_now() -> int:
+    def client_now(self) -> int:
         import time
 
-        return int(time.time())
+        return int(self.clock() if self.clock is not None else time.time())
 
     def pay(self, coins: list[tuple[Coin, CoinSecrets]], merchant_id: str,
             currency: str = "CNY", timestamp_ms: int | None = None) -> list[Spend]:
@@ -158,7 +171,8 @@ class Holder:
 
         amount = sum(VALUE_OF[c.key_id] for c, _ in coins) if VALUE_OF else 0
         req = PaymentRequest(merchant_id, amount, currency,
-                             timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+                             timestamp_ms if timestamp_ms is not None else
+                             int((self.clock() if self.clock is not None else time.time()) * 1000),
                              secrets.token_bytes(16))
         return [make_spend(c, s, self.u1, req) for c, s in coins]
 
@@ -187,3 +201,107 @@ def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
                 for c in [env.operator, *env.clients]:
                     c.close()
         bank.engine.dispose()
+
+
+# --- helpers of the bank suite (tests/bank) ----------------------------------
+
+ENGINES = ["sqlite", "postgres"]
+
+
+class DroppingTransport(httpx.HTTPTransport):
+    """Delivers every request, but loses the next ``drop`` replies: the bank
+    did the work, the client sees a transport error (a dropped connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if self.drop:
+            self.drop -= 1
+            response.read()
+            response.close()
+            raise httpx.ReadError("reply lost", request=request)
+        return response
+
+
+def dropping_client(env: BankEnv, token: str) -> tuple[BankClient, DroppingTransport]:
+    transport = DroppingTransport()
+    c = BankClient(env.url, token, transport=transport)
+    env.clients.append(c)
+    return c, transport
+
+
+def token_of(c: BankClient) -> str:
+    return c.http.headers["authorization"][len("Bearer "):]
+
+
+@contextmanager
+def second_server(env: BankEnv, config: BankConfig | None = None) -> Iterator[str]:
+    """Another bank instance (own engine, own key cache) on the same database
+    and key directory, served on its own port: what a second worker is."""
+    bank = Bank.open(env.db_url, env.keys_dir, config, clock=env.clock)
+    try:
+        with ThreadedServer(create_app(bank, rate_limit=RateLimiter(1e6, 1e6))) as url:
+            yield url
+    finally:
+        bank.engine.dispose()
+
+
+def raw(env: BankEnv, method: str, path: str, token: str | None = None, *,
+        json_body: object = None, content: bytes | None = None,
+        headers: dict[str, str] | None = None) -> httpx.Response:
+    """One request as sent, for hostile bodies the client would never build."""
+    h = dict(headers or {})
+    if token is not None:
+        h["authorization"] = f"Bearer {token}"
+    if json_body is not None:
+        content = json.dumps(json_body).encode()
+        h.setdefault("content-type", "application/json")
+    http = getattr(env, "_raw_http", None)
+    if http is None:  # one connection pool per bank (a new client costs ~30 ms)
+        http = env._raw_http = env.client().http  # type: ignore[attr-defined]
+    return http.request(method, path, content=content, headers=h)
+
+
+def state_snapshot(env: BankEnv) -> dict:
+    """Every row of every bank table: "no state change" means this is equal."""
+    from ecash.bank.schema import metadata
+
+    out = {}
+    with env.bank.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = conn.execute(table.select()).all()
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
+    return out
+
+
+def assert_audit_ok(env: BankEnv) -> dict:
+    rep = env.operator.audit()
+    assert rep["ok"], rep["problems"]
+    return rep["figures"]
+
+
+@contextmanager
+def refused(status: int, code: str | None = None) -> Iterator[pytest.ExceptionInfo]:
+    """``with refused(409, "challenges_mismatch"):`` the bank answers that problem."""
+    from ecash.bank.client import BankHTTPError
+
+    with pytest.raises(BankHTTPError) as info:
+        yield info
+    assert info.value.status == status, str(info.value)
+    if code is not None:
+        assert info.value.code == code, str(info.value)
+
+
+def balance_of(env: BankEnv, account_id: str) -> int:
+    return env.operator.operator_account(account_id)["balance"]
+
+
+# --- helpers of the merchant suite (tests/merchant) --------------------------
+
+def pay_request(holder: Holder, coins: list[tuple[Coin, CoinSecrets]],
+                request: PaymentRequest) -> list[Spend]:
+    """The holder's answer to a given request (the one a terminal shows)."""
+    return [make_spend(c, s, holder.u1, request) for c, s in coins]

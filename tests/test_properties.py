@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ecash.crypto import (
@@ -144,7 +144,12 @@ def test_withdraw_pay_verify_round_trip(branches, data):
     z = withdrawal.holder_z(I_g2, setup.key.x)
     assert z == group.mul(I_g2, setup.key.x)
     cms = [withdrawal.bank_commit(I_g2, w) for w in setup.ws]
-    state = user_blind(key, I, z, cms, setup.secrets, setup.blinding)
+    try:
+        state = user_blind(key, I, z, cms, setup.secrets, setup.blinding)
+    except IdentityElement:
+        # a degenerate choice (e.g. w = -v/u) makes a' or b' the identity: the
+        # wallet refuses to build that coin (9.3); honest randomness never hits it
+        assume(False)
     assert len(state.challenges) == branches
 
     # the wallet persists its state before sending c (plain dict and JSON text)

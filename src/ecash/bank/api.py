@@ -71,6 +71,20 @@ def exact(obj: Any, keys: tuple[str, ...], what: str = "body") -> dict:
     return wj._object(obj, keys, what)
 
 
+def text(v: Any, what: str) -> str:
+    """A string the database can store. JSON escapes can carry a lone surrogate
+    (not UTF-8, so no driver can send it) and NUL (which PostgreSQL text
+    refuses): either would otherwise fail inside the transaction as a 500."""
+    s = wj.string(v, what)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EcashError(f"{what}: not valid UTF-8 text", "bad_text") from None
+    if "\x00" in s:
+        raise EcashError(f"{what}: NUL is not allowed in text", "bad_text")
+    return s
+
+
 def hex_list(v: Any, n: int, what: str, limit: int) -> list[bytes]:
     if not isinstance(v, list) or not 1 <= len(v) <= limit:
         raise EcashError(f"{what}: expected a list of 1 to {limit} items", "bad_type")
@@ -280,7 +294,7 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None) -> FastAPI:
     async def open_account(request: Request) -> dict:
         principal(request, "operator")
         body = exact(await read_json(request), ("holder",))
-        account_id, token = await call(bank.open_account, wj.string(body["holder"], "holder"))
+        account_id, token = await call(bank.open_account, text(body["holder"], "holder"))
         return {"account_id": account_id, "credential": token}
 
     @app.post("/v1/operator/accounts/{account_id}/credit",
@@ -289,7 +303,7 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None) -> FastAPI:
         principal(request, "operator")
         body = exact(await read_json(request), ("amount", "reference"))
         balance = await call(bank.credit, account_id, wj.integer(body["amount"], "amount"),
-                             wj.string(body["reference"], "reference"))
+                             text(body["reference"], "reference"))
         return {"account_id": account_id, "balance": balance}
 
     @app.post("/v1/operator/accounts/{account_id}/status",
@@ -297,7 +311,7 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None) -> FastAPI:
     async def set_status(account_id: str, request: Request) -> dict:
         principal(request, "operator")
         body = exact(await read_json(request), ("status",))
-        await call(bank.set_status, account_id, wj.string(body["status"], "status"))
+        await call(bank.set_status, account_id, text(body["status"], "status"))
         return {"account_id": account_id, "status": body["status"]}
 
     @app.post("/v1/operator/accounts/{account_id}/merchant",
@@ -306,7 +320,7 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None) -> FastAPI:
         principal(request, "operator")
         body = exact(await read_json(request), ("merchant_id",))
         token = await call(bank.register_merchant, account_id,
-                           wj.string(body["merchant_id"], "merchant_id"))
+                           text(body["merchant_id"], "merchant_id"))
         return {"account_id": account_id, "merchant_id": body["merchant_id"],
                 "credential": token}
 

@@ -260,7 +260,7 @@ class DepositMixin:
         spends = binary.payment_from_bytes(blob)
         rows = []
         for sp in spends:
-            key = self.key(sp.coin.key_id)
+            key = self.key(sp.coin.key_id, conn)
             rows.append({"generation": key.generation, "serial": sp.coin.A,
                          "bucket": bucket_of(sp.coin.A), "denomination": key.denomination,
                          "depositor": account_pk, "redeemed": True, "deposited_at": now,
@@ -270,7 +270,7 @@ class DepositMixin:
         if len(inserted) != len(rows):
             raise BankError("coin_already_spent", "a coin of this exchange is already spent",
                             409)
-        return sum(self.key(sp.coin.key_id).public.value for sp in spends)
+        return sum(self.key(sp.coin.key_id, conn).public.value for sp in spends)
 
     # --- public and operator views -------------------------------------------
     def spent_range(self, generation: int, prefixes: Sequence[int]) -> dict:  # type: ignore[misc]
@@ -278,6 +278,8 @@ class DepositMixin:
         (``prefix_bits`` of the generation each): a k-anonymous lookup."""
         if not 1 <= len(prefixes) <= MAX_PREFIXES:
             raise BankError("bad_prefixes", f"1 to {MAX_PREFIXES} prefixes")
+        if not 0 <= generation < 2**31:  # the column's range: larger ones cannot exist
+            raise BankError("unknown_generation", "no such generation", 404)
         with self.engine.connect() as conn:
             gen = conn.execute(select(generations).where(
                 generations.c.generation == generation)).first()
@@ -321,6 +323,8 @@ class DepositMixin:
         """Both transcripts in full, the named account, and the key: the proof."""
         from ..wire import json as wj
 
+        if not 0 <= case_id < 2**63:  # outside BIGINT the driver would fail, not find
+            raise BankError("not_found", "no such fraud case", 404)
         with self.engine.connect() as conn:
             r = conn.execute(select(fraud_cases, accounts.c.account_id).select_from(
                 fraud_cases.outerjoin(accounts, accounts.c.id == fraud_cases.c.account)).where(

@@ -124,7 +124,9 @@ class LedgerMixin:
             issued_total = sum(issued.values())
             spent_total = sum(spent.values()) + archived
             expected_liability = issued_total - spent_total - breakage
-            liability = -bal("liability")  # the liability account is credited on issue
+            # the liability account is credited on issue (load, exchange) and debited
+            # on deposit, redemption and breakage: its balance is what is owed
+            liability = bal("liability")
             rep.figures.update(issued=issued_total, deposited_or_redeemed=spent_total,
                                expired=breakage, liability=liability,
                                holder_balances=total_balances, receivable=-bal("receivable"),

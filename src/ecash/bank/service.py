@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..crypto import group
 from ..crypto import registration as reg
@@ -42,6 +43,7 @@ from .schema import (
 from .withdraw import WithdrawMixin
 
 ROLES = ("holder", "merchant", "operator")
+MAX_BALANCE = 2**53 - 1  # every amount on the wire is a JSON integer below 2^53
 
 
 def hash_token(token: str) -> bytes:
@@ -166,16 +168,25 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         return number
 
     # --- keys and policy ------------------------------------------------------
-    def key(self, key_id: bytes) -> KeyInfo | None:
+    def key(self, key_id: bytes, conn: Connection | None = None) -> KeyInfo | None:
+        """The key, from the cache or (a key this worker has not seen yet) the
+        database; inside a transaction pass its ``conn``, see :meth:`_reload_keys`."""
         info = self._keys.get(key_id)
         if info is None:
-            self._reload_keys()
+            self._reload_keys(conn)
             info = self._keys.get(key_id)
         return info
 
-    def _reload_keys(self) -> None:
+    def _reload_keys(self, conn: Connection | None = None) -> None:
+        """Re-read every key. Called inside a transaction, it must read through
+        that transaction's ``conn``: on SQLite a second connection begins with
+        ``BEGIN IMMEDIATE`` and would wait for the write lock its own caller
+        holds (a fresh worker answering a session opened by another one)."""
         self.keyring.reload()
-        with self.engine.connect() as conn:
+        if conn is None:
+            with self.engine.connect() as own:
+                rows = own.execute(select(denomination_keys)).all()
+        else:
             rows = conn.execute(select(denomination_keys)).all()
         keys = {}
         for r in rows:
@@ -194,10 +205,12 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         return self._policy
 
     def keyset(self) -> Keyset:
-        """Every key whose ``deposit_end`` has not passed, and the signed policy."""
+        """Every key whose ``deposit_end`` has not passed, and the signed policy.
+        A key is still listed at ``deposit_end`` itself, where its deposits are
+        still taken (refused only after it, as in :meth:`deposit`)."""
         self._reload_keys()
         now = self.now()
-        live = sorted((k.public for k in self._keys.values() if k.public.deposit_end > now),
+        live = sorted((k.public for k in self._keys.values() if k.public.deposit_end >= now),
                       key=lambda k: (k.withdraw_start, k.value))
         policy, sig = self.policy()
         return Keyset(self.keyring.master.public_key, tuple(live), policy, sig)
@@ -258,6 +271,8 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         return account_id, token
 
     def account_pk(self, conn: Connection, account_id: str, *, lock: bool = False):
+        if not _storable_id(account_id):  # from a URL path: not even worth a query
+            raise not_found(f"account {account_id!r}")
         stmt = select(accounts).where(accounts.c.account_id == account_id)
         if lock:
             stmt = stmt.with_for_update()
@@ -306,6 +321,9 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
                 raise BankError("account_closed", "account is closed")
             if post(conn, self.now(), "credit", "cash", f"acct:{row.id}", amount,
                     f"{row.id}:{reference}"):
+                if row.balance + amount > MAX_BALANCE:  # raising rolls the post back
+                    raise BankError("balance_limit", "a balance stays below 2^53 (JSON's"
+                                    f" exact integers); this one is {row.balance}")
                 conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                     balance=accounts.c.balance + amount))
             return self.account_row(conn, row.id).balance
@@ -324,6 +342,13 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         """ECASH-1 3.2: the proof binds ``I`` to this account id; ``I`` is unique.
         Registering the same ``I`` again is a no-op (retries)."""
         reg.verify(proof, account_id)
+        try:
+            self._register_identity(account_pk, proof)
+        except IntegrityError:  # another account took I between our check and update
+            raise BankError("identity_taken", "this identity is registered elsewhere",
+                            409) from None
+
+    def _register_identity(self, account_pk: int, proof: reg.RegistrationProof) -> None:
         with self.engine.begin() as conn:
             row = self.account_row(conn, account_pk, lock=True)
             if row.identity == proof.I:
@@ -349,6 +374,12 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         raw = merchant_id.encode("utf-8")
         if not 1 <= len(raw) <= 64 or merchant_id != merchant_id.strip():
             raise BankError("bad_merchant_id", "merchant_id must be 1 to 64 UTF-8 bytes")
+        try:
+            return self._register_merchant(account_id, merchant_id)
+        except IntegrityError:  # another account took it between our check and update
+            raise BankError("merchant_id_taken", "merchant_id is taken", 409) from None
+
+    def _register_merchant(self, account_id: str, merchant_id: str) -> str:
         with self.engine.begin() as conn:
             row = self.account_pk(conn, account_id, lock=True)
             if row.merchant_id is not None:
@@ -371,6 +402,12 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         """ECASH-1 3.3. Re-certifying the same key returns its certificate."""
         if len(public_key) != 32:
             raise BankError("bad_public_key", "public key must be 32 bytes")
+        try:
+            return self._certify_terminal(account_pk, public_key)
+        except IntegrityError:  # certified concurrently: now it is stored, answer as stored
+            return self._certify_terminal(account_pk, public_key)
+
+    def _certify_terminal(self, account_pk: int, public_key: bytes) -> MerchantCertificate:
         with self.engine.begin() as conn:
             row = self.account_row(conn, account_pk)
             if row.merchant_id is None or row.status != "active":
@@ -396,6 +433,18 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
                 self._bank_account = conn.execute(select(accounts.c.id).where(
                     accounts.c.kind == "bank")).scalar_one()
         return self._bank_account
+
+
+def _storable_id(account_id: str) -> bool:
+    """Could be an account id: at most 64 characters of UTF-8 without NUL (an
+    id with NUL or a lone surrogate would make the database driver fail)."""
+    if not 1 <= len(account_id) <= 64 or "\x00" in account_id:
+        return False
+    try:
+        account_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=65_536)

@@ -121,24 +121,28 @@ class WithdrawMixin:
             ref = session_id.hex()
             me = f"acct:{account_pk}"
             balance = acct.balance
+            redeemed = 0
             if s.kind == "exchange":
                 redeemed = self.redeem_in_transaction(conn, account_pk, s.redeem, now)
                 if redeemed != s.redeem_total:
                     raise BankError("redemption_refused", "a redeemed coin was refused", 409)
                 post(conn, now, "redeem", "liability", me, redeemed, ref)
                 balance += redeemed
-            else:
-                self._check_limits(conn, acct, s.total, now)
+            # an exchange replaces coins (exempt from the limits); only what it
+            # withdraws beyond what it redeems is a load, counted as one
+            loaded = max(s.total - redeemed, 0)
+            if loaded:
+                self._check_limits(conn, acct, loaded, now)
             if s.total > balance:
                 raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
             answers = []
             for j, (c0, c1) in enumerate(challenges):
-                key = self.key(s.key_ids[j * 32:(j + 1) * 32])
+                key = self.key(s.key_ids[j * 32:(j + 1) * 32], conn)
                 beta = bank_choose_branch()
                 w = derive_commitment_nonce(self.keyring.nonce_key, s.nonce, j, beta)
                 answers.append((beta, ((c1 if beta else c0) * key.x + w) % group.q))
-            post(conn, now, "load" if s.kind == "withdraw" else "exchange", me, "liability",
-                 s.total, ref)
+            post(conn, now, "exchange", me, "liability", s.total - loaded, ref)
+            post(conn, now, "load", me, "liability", loaded, ref)
             conn.execute(update(accounts).where(accounts.c.id == account_pk).values(
                 balance=balance - s.total))
             conn.execute(update(withdraw_sessions).where(
@@ -156,7 +160,10 @@ class WithdrawMixin:
             raise BankError("daily_load_limit", f"loaded {loaded_today} today; the daily limit"
                             f" is {acct.daily_load_limit}", 403)
         window = now - self.config.deposit_window_s
+        # coins loaded minus coins redeemed; an exchange redeems (kind "redeem")
+        # and re-issues (kind "exchange") the same value, which leaves it unchanged
         net = (flow_since(conn, debit=me, kind="load", since=window)
+               + flow_since(conn, debit=me, kind="exchange", since=window)
                - flow_since(conn, credit=me, kind="redeem", since=window))
         if net + total > acct.net_load_limit:
             raise BankError("net_load_limit", f"net load {net} over the deposit window; the"

@@ -164,6 +164,8 @@ def user_blind(key: PublicKeyLike, I: bytes, z: bytes, commitments: list[Commitm
     for cm, (u, v), ui in zip(commitments, blinding, u_inv, strict=True):
         a_prime = group.add(group.mul(cm.a, u), group.base_mul(v))
         b_prime = group.add(group.mul(cm.b, s * u % group.q), group.mul(A, v))
+        group.not_identity(a_prime, "a'")
+        group.not_identity(b_prime, "b'")
         c_prime = group.nonzero(coin_challenge(key.key_id, A, B, z_prime, a_prime, b_prime),
                                 "c'")
         c = c_prime * ui % group.q

@@ -1,0 +1,76 @@
+"""``ecash merchant serve``: the web server in the foreground, settlement in the
+background (deposit whenever the bank answers, sync now and then)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+
+import uvicorn
+
+from .errors import MerchantError
+from .http import LOOPBACK, create_app
+from .terminal import Terminal
+
+log = logging.getLogger("ecash.merchant")
+
+
+class Settler(threading.Thread):
+    """Every ``deposit_every`` seconds, deposit what is pending (a bank that does
+    not answer is tried again next time); every ``sync_every`` seconds, sync."""
+
+    def __init__(self, t: Terminal, deposit_every: float, sync_every: float) -> None:
+        super().__init__(name="ecash-settler", daemon=True)
+        self.t, self.deposit_every, self.sync_every = t, deposit_every, sync_every
+        self.stopping = threading.Event()
+        self.last_sync = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.deposit_every):
+            self.once()
+
+    def once(self) -> None:
+        try:
+            res = self.t.deposit()
+            if res.sent:
+                log.info("deposited %d transcript(s): %d accepted, %d double-spent, %d refused",
+                         res.sent, res.accepted, res.double_spent, res.refused)
+            if res.error:
+                log.info("deposit postponed: %s", res.error)
+        except Exception:  # never let the settler die
+            log.exception("background deposit failed")
+        if self.sync_every and time.monotonic() - self.last_sync > self.sync_every:
+            self.last_sync = time.monotonic()
+            try:
+                self.t.sync()
+            except MerchantError as exc:
+                log.info("sync postponed: %s", exc)
+            except Exception:
+                log.exception("background sync failed")
+
+
+def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
+          public_url: str | None = None, deposit_every: float = 60.0,
+          sync_every: float = 3600.0, remote_cashier: bool = False,
+          log_level: str = "info") -> None:
+    """Serve until interrupted; then stop the settler and close the terminal."""
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gc.collect()
+    gc.freeze()  # start-up objects out of the collector's way: shorter pauses per payment
+    settler = Settler(t, deposit_every, sync_every) if deposit_every > 0 else None
+    if settler:
+        settler.start()
+
+    def stop() -> None:
+        if settler:
+            settler.stopping.set()
+            settler.join(10)
+        t.close()
+
+    app = create_app(t, public_url=public_url, on_shutdown=stop,
+                     cashier_clients=None if remote_cashier else LOOPBACK)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=5)

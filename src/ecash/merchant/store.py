@@ -1,0 +1,176 @@
+"""The terminal store: what it must do (:class:`TerminalStore`) and how to open one.
+
+Two implementations share the SQLAlchemy Core code of :mod:`.sqlstore`:
+:class:`~.sqlstore.SqliteStore` (one terminal, a file in WAL mode, the default)
+and :class:`~.sqlstore.PostgresStore` (several terminals of one shop on one
+database). Every method is one transaction, so a process killed at any point
+leaves either the whole change or none of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..crypto.payment import PaymentRequest, Spend
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """One of the terminal's Ed25519 keys with its certificate (JSON text)."""
+
+    public_key: bytes
+    seed: bytes
+    certificate: str
+    valid_until: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request: PaymentRequest
+    pos_url: str
+    public_key: bytes  # the key that signed it (and signs its receipt)
+    signature: bytes
+    terminal: str
+    expires_ms: int
+    status: str = "open"  # open | paid
+    online: bool = False
+    paid_ms: int | None = None
+    payment_digest: bytes | None = None
+    coins: int | None = None
+    receipt: bytes | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptRow:
+    """A transcript to store, with the bank's verdict when deposited online."""
+
+    serial: bytes
+    key_id: bytes
+    value: int
+    spend: bytes  # 288-byte binary spend
+    deposit_by_ms: int
+    verdict: dict | None = None  # the bank's verdict JSON with "credited_value"
+
+
+@dataclass(frozen=True)
+class Pending:
+    serial: bytes
+    spend: Spend
+    value: int
+    deposit_by_ms: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    detail: str
+    at_ms: int
+
+
+class TerminalStore(ABC):
+    """Durable state of a terminal (or of all terminals of one shop)."""
+
+    # --- set-up -------------------------------------------------------------
+    @abstractmethod
+    def initialised(self) -> bool: ...
+
+    @abstractmethod
+    def initialise(self, settings: dict[str, str], key: StoredKey) -> None:
+        """Create the terminal: settings and first key, once (else ``already_initialised``)."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, str]: ...
+
+    @abstractmethod
+    def set_settings(self, values: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def add_key(self, key: StoredKey) -> None: ...
+
+    @abstractmethod
+    def keys(self) -> list[StoredKey]:
+        """Every key, oldest first (the last one is current)."""
+
+    # --- requests -----------------------------------------------------------
+    @abstractmethod
+    def insert_request(self, record: RequestRecord) -> bool:
+        """Store a new request; False if its nonce or id was ever used."""
+
+    @abstractmethod
+    def request(self, request_id: bytes) -> RequestRecord | None: ...
+
+    # --- acceptance ---------------------------------------------------------
+    @abstractmethod
+    def accepted_serials(self, serials: Sequence[bytes]) -> set[bytes]:
+        """Which of these coins are stored already."""
+
+    @abstractmethod
+    def record_payment(self, request_id: bytes, digest: bytes, receipt: bytes, paid_ms: int,
+                       online: bool, rows: Sequence[TranscriptRow]) -> str:
+        """In ONE transaction: mark the request paid and store its transcripts.
+
+        Returns ``"stored"``, or ``"same"`` when the identical payment (same
+        ``digest``) was stored already. Raises :class:`~.errors.AlreadyPaid`
+        when another payment paid it and :class:`~.errors.CoinAlreadyAccepted`
+        when a coin is stored already; then nothing changed.
+        """
+
+    @abstractmethod
+    def record_unsold(self, request_id: bytes, rows: Sequence[TranscriptRow],
+                      now_ms: int) -> None:
+        """Keep coins the bank took online for a payment that was then refused."""
+
+    @abstractmethod
+    def add_refusal(self, request_id: bytes | None, code: str, detail: str, coins: int,
+                    at_ms: int) -> None: ...
+
+    @abstractmethod
+    def last_refusal(self, request_id: bytes) -> Refused | None: ...
+
+    # --- settlement ---------------------------------------------------------
+    @abstractmethod
+    def pending(self, limit: int, exclude: Iterable[bytes] = ()) -> list[Pending]:
+        """Transcripts without a verdict, the most urgent first."""
+
+    @abstractmethod
+    def record_verdicts(self, verdicts: Sequence[tuple[bytes, dict]], settled_ms: int) -> int:
+        """Record each ``(serial, verdict)`` unless one is recorded already."""
+
+    @abstractmethod
+    def note_attempt(self, serials: Sequence[bytes], error: str) -> None: ...
+
+    @abstractmethod
+    def report_figures(self, now_ms: int, warn_ms: int) -> dict:
+        """The raw aggregates behind :func:`ecash.merchant.settle.report`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def store_url(location: str | Path) -> str:
+    """A path, ``sqlite:///PATH`` or ``postgresql://...`` as a database URL."""
+    loc = str(location)
+    if loc.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        return loc
+    if "://" in loc:
+        raise ValueError(f"unsupported store URL {loc!r} (use a path or postgresql://...)")
+    return f"sqlite:///{Path(loc).expanduser().resolve()}"
+
+
+def open_store(location: str | Path, *, create: bool = True) -> TerminalStore:
+    """Open the store at ``location``, creating its tables (and, with ``create``,
+    a SQLite file that does not exist yet)."""
+    from .errors import NotInitialised
+    from .sqlstore import PostgresStore, SqliteStore
+
+    url = store_url(location)
+    if not url.startswith("sqlite"):
+        return PostgresStore(url)
+    path = url.split("///", 1)[-1]
+    if not create and ":memory:" not in path and not Path(path).exists():
+        raise NotInitialised(f"no terminal store at {path}; run `ecash merchant init`")
+    return SqliteStore(url)

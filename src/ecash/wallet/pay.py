@@ -1,0 +1,298 @@
+"""Paying offline (ECASH-1 5, 9.4).
+
+Before any transcript leaves the wallet, the coins are recorded as answered
+for the request, in the same transaction as the payment itself: a coin is
+never answered for two requests, and asking again for the same request
+returns the identical payment. Coins whose acceptance is not confirmed (no
+valid receipt yet) stay pending; ``sync`` settles them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from ..crypto.coin import Coin
+from ..crypto.errors import EcashError
+from ..crypto.payment import Receipt, SignedRequest, Spend, make_spend
+from ..wire import binary, text
+from ..wire import json as wj
+from . import faults
+from .core import CLOCK_MARGIN_S, REDEMPTION_PAYEE, WalletBase
+from .errors import (
+    CannotPay,
+    InsufficientCoins,
+    LimitExceeded,
+    NotRegistered,
+    RequestRefused,
+    TerminalError,
+    WalletError,
+)
+from .selection import select_counts, suggest_break
+
+DAY = 86_400
+MAX_FUTURE_S = 3_600  # a request stamped further ahead than this is refused
+MAX_AGE_S = DAY  # ... and one older than this
+TERMINAL_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Payment:
+    request_id: bytes
+    merchant_id: str
+    amount: int
+    currency: str
+    pos_url: str
+    spends: list[Spend]
+    status: str  # answered | confirmed | refused | settled
+    repeated: bool = False  # the identical payment, asked again
+    receipt: dict | None = None
+    error: dict | None = field(default=None)
+
+    @property
+    def text(self) -> str:
+        return text.payment_to_text(self.spends)
+
+    def to_json(self) -> dict:
+        return {"request_id": self.request_id.hex(), "merchant_id": self.merchant_id,
+                "amount": self.amount, "currency": self.currency, "pos_url": self.pos_url,
+                "coins": len(self.spends), "status": self.status, "repeated": self.repeated,
+                "receipt": self.receipt, "payment": self.text, "error": self.error}
+
+
+def coin_from_trusted(body: bytes) -> Coin:
+    """A coin from the wallet's own authenticated record (no re-validation)."""
+    return Coin(body[0:32], body[32:64], body[64:96], body[96:128], body[128:160],
+                body[160:192], int.from_bytes(body[192:224], "little"))
+
+
+class _Raced(Exception):
+    pass
+
+
+class PayMixin(WalletBase):
+    def check_request(self, envelope: SignedRequest) -> dict:
+        """ECASH-1 5: the certificate against the pinned master key and the
+        merchant's signature, before the payee is shown or anything is paid."""
+        pinned = self.store.meta_text("master_public_key")
+        if not pinned:
+            raise NotRegistered("no bank key pinned yet: run `ecash wallet register` first")
+        try:
+            envelope.verify(bytes.fromhex(pinned), now=self.now())
+        except EcashError as exc:
+            raise RequestRefused(f"the payment request is not authentic ({exc.code}): {exc};"
+                                 " do not pay it", exc.code) from None
+        req = envelope.request
+        if req.currency != self.currency:
+            raise RequestRefused(f"the request is in {req.currency}, this wallet holds"
+                                 f" {self.currency}", "currency_mismatch")
+        if req.merchant_id == REDEMPTION_PAYEE:
+            raise RequestRefused("requests for the bank's own payee are not paid here",
+                                 "reserved_payee")
+        return {"merchant_id": req.merchant_id, "amount": req.amount,
+                "currency": req.currency, "pos_url": envelope.pos_url,
+                "request_id": req.request_id.hex(), "timestamp_ms": req.timestamp_ms,
+                "certificate_valid_until": envelope.certificate.valid_until}
+
+    def pay(self, envelope: SignedRequest, *, send: bool = True) -> Payment:
+        """Answer ``envelope`` (or return the identical earlier answer); with
+        ``send`` and a ``pos_url``, POST it to the terminal (again, identically, if
+        it was not confirmed) and check the receipt.
+        A terminal that refuses or cannot be reached raises :class:`TerminalError`
+        after the payment is recorded (its coins stay pending)."""
+        self.check_request(envelope)
+        payment = self._answer(envelope)
+        if send and envelope.pos_url and payment.status in ("answered", "refused"):
+            self.send_to_terminal(payment, envelope.certificate.public_key)
+        return payment
+
+    # --- recording ----------------------------------------------------------------
+    def stored_payment(self, request_id: bytes) -> Payment | None:
+        row = self.store.conn.execute(
+            "SELECT merchant_id, amount, currency, pos_url, payment, status, receipt, detail"
+            " FROM payments WHERE request_id = ?", (request_id,)).fetchone()
+        if row is None:
+            return None
+        import json
+
+        spends = binary.payment_from_bytes(self.open_payment(request_id, bytes(row[4])))
+        return Payment(request_id, row[0], row[1], row[2], row[3], spends, row[5], True,
+                       json.loads(row[6]) if row[6] else None,
+                       {"code": row[7]} if row[7] else None)
+
+    def _answer(self, envelope: SignedRequest) -> Payment:
+        req = envelope.request
+        rid = req.request_id
+        with self._lock:
+            old = self.stored_payment(rid)
+            if old is not None:
+                return old
+            now = self.now()
+            ts = req.timestamp_ms // 1000
+            if ts > now + MAX_FUTURE_S:
+                raise RequestRefused("the request is dated in the future; check the clocks",
+                                     "request_from_future")
+            if ts < now - MAX_AGE_S:
+                raise RequestRefused("the request is too old; ask the merchant for a new one",
+                                     "request_expired")
+            if req.amount <= 0:
+                raise RequestRefused("the request is for nothing", "zero_amount")
+            self.refresh_coins()
+            for _ in range(3):
+                try:
+                    return self._record(envelope, now, ts)
+                except _Raced:
+                    self._load_coins()  # another process took a coin: look again
+            raise WalletError("the wallet is busy; try again", "busy")
+
+    def _record(self, envelope: SignedRequest, now: int, ts: int) -> Payment:
+        req = envelope.request
+        rid = req.request_id
+        until = max(now, ts) + self.deposit_window + CLOCK_MARGIN_S
+        with self.store.tx() as conn:
+            old = conn.execute("SELECT 1 FROM payments WHERE request_id = ?",
+                               (rid,)).fetchone()
+            if old is not None:  # another process answered it a moment ago
+                raise _Raced()
+            self._check_limits(conn, req.amount, now)
+            counts, starts = self.spendable_counts(max(now, ts))
+            plan = select_counts(req.amount, counts)
+            if plan is None:
+                self._explain_shortfall(req.amount, max(now, ts))
+            ids = self.take(plan, starts)
+            bodies = self.coin_bodies(ids)
+            spends = []
+            for i in ids:
+                body, value, sealed = bodies[i]
+                spends.append(make_spend(coin_from_trusted(body),
+                                         self.open_coin_secrets(body, value, sealed),
+                                         self.u1, req))
+            blob = binary.payment_to_bytes(spends)
+            if self.set_coin_state(conn, ids, "pending", request_id=rid, pending_until=until,
+                                   only_from="unspent") != len(ids):
+                raise _Raced()
+            conn.executemany("INSERT INTO answers (coin_id, request_id, at) VALUES (?, ?, ?)",
+                             [(i, rid, now) for i in ids])
+            conn.execute(
+                "INSERT INTO payments (request_id, kind, merchant_id, amount, currency,"
+                " timestamp_ms, pos_url, merchant_key, payment, n_coins, status, created_at,"
+                " updated_at) VALUES (?, 'pay', ?, ?, ?, ?, ?, ?, ?, ?, 'answered', ?, ?)",
+                (rid, req.merchant_id, req.amount, req.currency, req.timestamp_ms,
+                 envelope.pos_url, envelope.certificate.public_key,
+                 self.seal_payment(rid, blob), len(spends), now, now))
+        self.apply_coin_state(ids, "pending", request_id=rid, pending_until=until)
+        faults.point("pay.recorded")
+        return Payment(rid, req.merchant_id, req.amount, req.currency, envelope.pos_url,
+                       spends, "answered")
+
+    def _check_limits(self, conn, amount: int, now: int) -> None:
+        p = self.policy
+        if amount > p.single_payment_limit:
+            raise LimitExceeded(f"single payment limit: {amount} is over"
+                                f" {p.single_payment_limit}", "single_payment_limit")
+        mark = int(self.store.meta_text("online_mark") or 0)
+        day, count = conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN created_at > ? THEN amount END), 0),"
+            " COALESCE(SUM(CASE WHEN rowid > ? THEN 1 END), 0) FROM payments"
+            " WHERE kind = 'pay' AND (created_at > ? OR rowid > ?)",
+            (now - DAY, mark, now - DAY, mark)).fetchone()
+        if day + amount > p.daily_offline_limit:
+            raise LimitExceeded(f"daily offline limit: {day} paid in the last 24 hours, the"
+                                f" limit is {p.daily_offline_limit}", "daily_offline_limit")
+        if count + 1 > p.consecutive_offline_limit:
+            raise LimitExceeded(f"{count} payments since the wallet was last online (limit"
+                                f" {p.consecutive_offline_limit}): run `ecash wallet sync`",
+                                "consecutive_offline_limit")
+
+    def _explain_shortfall(self, amount: int, at: int) -> None:
+        spendable = self.spendable(at=at)
+        total = sum(c.value for c in spendable)
+        pending = sum(c.value for c in self._coins.values() if c.state == "pending")
+        expired = sum(c.value for c in self._coins.values() if c.state == "unspent") \
+            - total
+        if total < amount:
+            msg = f"not enough spendable coins: {total} spendable, {amount} asked"
+            if pending:
+                msg += f"; {pending} is pending (settled by `ecash wallet sync`)"
+            if expired:
+                msg += f"; {expired} is past its key's spend deadline (`ecash wallet renew`)"
+            raise InsufficientCoins(msg)
+        live = sorted(self.withdrawable()) or sorted({c.value for c in spendable})
+        value = suggest_break(amount, spendable, live)
+        hint = (f"run `ecash wallet break --value {value}`" if value is not None
+                else "run `ecash wallet break`")
+        raise CannotPay(f"your coins ({total} spendable) cannot make exactly {amount};"
+                        f" {hint}, then pay again")
+
+    # --- the terminal ----------------------------------------------------------------
+    def send_to_terminal(self, payment: Payment, merchant_key: bytes) -> Payment:
+        """POST the payment to its ``pos_url``; confirm it on a valid receipt."""
+        body = {"spends": [wj.spend_to_json(s) for s in payment.spends]}
+        try:
+            with httpx.Client(timeout=TERMINAL_TIMEOUT_S,
+                              transport=self.http_transport()) as http:
+                r = http.post(payment.pos_url, json=body)
+        except httpx.HTTPError as exc:
+            raise TerminalError(f"could not reach the terminal ({exc.__class__.__name__});"
+                                " the payment is recorded and pending: `ecash wallet pay`"
+                                " with the same request, or `ecash wallet sync`, sends it"
+                                " again", "terminal_unreachable") from None
+        faults.point("pay.sent")
+        if r.status_code == 200:
+            try:
+                data = wj.loads(r.content)
+                receipt = wj.receipt_from_json(data["receipt"])
+                self._check_receipt(receipt, payment, merchant_key)
+            except (EcashError, KeyError, TypeError) as exc:
+                raise TerminalError(f"the terminal's receipt is not valid ({exc}); the payment"
+                                    " stays pending", "bad_receipt") from None
+            self._confirm(payment, wj.receipt_to_json(receipt))
+            faults.point("pay.confirmed")
+            return payment
+        code, detail = _problem(r)
+        if r.status_code == 404:
+            raise TerminalError(f"the terminal does not know this request ({detail}); the"
+                                " coins stay pending until the bank can no longer accept"
+                                " them", "unknown_request")
+        if r.status_code == 422:
+            self._mark(payment, "refused", code)
+            raise TerminalError(f"the terminal refused the payment ({code}): {detail}; its"
+                                " coins stay pending (ECASH-1 9.4)", code)
+        raise TerminalError(f"the terminal answered {r.status_code} ({code}); the payment"
+                            " stays pending", "terminal_error")
+
+    @staticmethod
+    def _check_receipt(receipt: Receipt, payment: Payment, merchant_key: bytes) -> None:
+        if receipt.request_id != payment.request_id or receipt.amount != payment.amount:
+            raise EcashError("receipt is for another request or amount", "receipt_mismatch")
+        receipt.verify(merchant_key)
+
+    def _confirm(self, payment: Payment, receipt: dict) -> None:
+        import json
+
+        now = self.now()
+        with self.store.tx() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT coin_id FROM answers WHERE request_id = ?", (payment.request_id,))]
+            self.set_coin_state(conn, ids, "spent", only_from="pending")
+            conn.execute("UPDATE payments SET status = 'confirmed', receipt = ?, detail = NULL,"
+                         " updated_at = ? WHERE request_id = ?",
+                         (json.dumps(receipt), now, payment.request_id))
+        self.apply_coin_state(ids, "spent")
+        payment.status, payment.receipt, payment.error = "confirmed", receipt, None
+
+    def _mark(self, payment: Payment, status: str, detail: str) -> None:
+        with self.store.tx() as conn:
+            conn.execute("UPDATE payments SET status = ?, detail = ?, updated_at = ? WHERE"
+                         " request_id = ?", (status, detail, self.now(), payment.request_id))
+        payment.status, payment.error = status, {"code": detail}
+
+
+def _problem(r: httpx.Response) -> tuple[str, str]:
+    try:
+        p = r.json()
+        return str(p.get("code", "error")), str(p.get("detail", ""))[:300]
+    except ValueError:
+        return "error", r.text[:200]
+

@@ -1,0 +1,125 @@
+"""Merchant test kit: terminals on a real bank over HTTP, and their servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from ecash.bank.client import BankClient
+from ecash.bank.server import ThreadedServer
+from ecash.crypto.payment import Spend
+from ecash.merchant import Terminal, TerminalConfig, init_terminal
+from ecash.merchant.crash import ENV
+from ecash.merchant.http import create_app
+from ecash.merchant.terminal import BankFactory
+from ecash.wire import json as wj
+
+from ..bankkit import BankEnv, Holder, pay_request, token_of
+
+LADDER_MAX = 65_536
+
+
+def decompose(amount: int) -> list[int]:
+    """The power-of-two coins (the default ladder) that add up to ``amount``."""
+    assert 0 < amount < 2 * LADDER_MAX
+    return [1 << i for i in range(amount.bit_length()) if amount >> i & 1]
+
+
+def credential(env: BankEnv, merchant_id: str) -> str:
+    return token_of(env.merchant(merchant_id))
+
+
+def new_terminal(env: BankEnv, store: str | Path, merchant_id: str = "shop-1", *,
+                 cred: str | None = None, clock=None, name: str | None = None,
+                 config: TerminalConfig | None = None,
+                 bank_factory: BankFactory | None = None) -> Terminal:
+    return init_terminal(store, env.url, cred or credential(env, merchant_id),
+                         master_public_key=env.bank.keyring.master.public_key,
+                         clock=clock or env.clock, name=name, config=config,
+                         bank_factory=bank_factory)
+
+
+@contextmanager
+def serving(t: Terminal) -> Iterator[str]:
+    """The terminal's web server on 127.0.0.1 (a real uvicorn on a real socket)."""
+    with ThreadedServer(create_app(t)) as url:
+        yield url
+
+
+def pay_url(url: str, request_id: bytes) -> str:
+    return f"{url}/pay/{request_id.hex()}"
+
+
+def post_payment(url: str, spends: Sequence[Spend]) -> httpx.Response:
+    return httpx.post(url, json={"spends": [wj.spend_to_json(s) for s in spends]}, timeout=30)
+
+
+def pay(holder: Holder, t: Terminal, amount: int, coins=None) -> tuple:
+    """Withdraw coins for ``amount`` (unless given), make a request, answer it."""
+    coins = coins if coins is not None else holder.withdraw(decompose(amount))
+    env = t.create_request(amount)
+    return env, coins, pay_request(holder, coins, env.request)
+
+
+class Switch(httpx.HTTPTransport):
+    """A transport to the bank that can be cut: ``down`` = connection refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused (the bank is down)", request=request)
+        return super().handle_request(request)
+
+
+def switched(switch: httpx.BaseTransport) -> BankFactory:
+    def factory(url: str, cred: str, timeout: float) -> BankClient:
+        return BankClient(url, cred, timeout=timeout, transport=switch)
+
+    return factory
+
+
+def counts(t: Terminal) -> tuple[int, int]:
+    """(transcripts stored, requests paid)."""
+    from sqlalchemy import func, select
+
+    from ecash.merchant.schema import requests, transcripts
+
+    with t.store.engine.connect() as c:
+        return (c.execute(select(func.count()).select_from(transcripts)).scalar_one(),
+                c.execute(select(func.count()).select_from(requests)
+                          .where(requests.c.status == "paid")).scalar_one())
+
+
+def ecash_command() -> list[str]:
+    exe = shutil.which("ecash", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-c", "from ecash.cli.main import app; app()"]
+
+
+def run_cli(args: list[str], crash_at: str | None = None,
+            extra_env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    env.update(extra_env or {})
+    if crash_at:
+        env[ENV] = crash_at
+    return subprocess.run([*ecash_command(), *args], env=env, capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def bank_balance(bank, merchant_id: str) -> int:
+    from sqlalchemy import select
+
+    from ecash.bank.schema import accounts
+
+    with bank.bank.engine.connect() as c:
+        return c.execute(select(accounts.c.balance).where(
+            accounts.c.merchant_id == merchant_id)).scalar_one()
