@@ -180,7 +180,8 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         n_deposited = sum(len(b) for b in deposited)
         assert n_deposited > 0
         for spends in deposited[:5]:
-            assert all(v["replay"] and v["credited"] == 0 for v in merchant.deposit(spends))
+            assert all(v["replay"] and v["credited"] == 0 and v["amount"] == 2
+                       for v in merchant.deposit(spends))
         assert operator.operator_account(m_acct)["balance"] == 2 * n_deposited
         audit = operator.audit()
         assert audit["ok"], audit

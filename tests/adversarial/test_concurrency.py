@@ -46,6 +46,12 @@ def test_100_coins_deposited_at_once_by_two_merchants(engine, tmp_path):
         for n in range(100):
             statuses = sorted(results[i][n]["status"] for i in range(2))
             assert statuses == ["accepted", "double_spent"]
+        # the same batches again answer as the first time and move nothing
+        for i in range(2):
+            again = shops[i].deposit(batches[i])
+            assert [(v["status"], v["amount"]) for v in again] == [
+                (v["status"], v["amount"]) for v in results[i]]
+            assert all(v["replay"] and v["credited"] == 0 for v in again)
         audit = env.operator.audit()
         assert audit["ok"], audit
         assert before - audit["figures"]["liability"] == 400  # 100 coins of 4, once

@@ -40,11 +40,15 @@ class Verdict:
     code: str = ""
     detail: str = ""
     replay: bool = False
-    credited: int = 0
+    credited: int = 0  # moved to the depositor by THIS call
     fraud_case: int | None = None
+    amount: int = 0  # what the transcript earns the depositor: the same on every replay
 
     def to_json(self) -> dict:
-        out = {"status": self.status, "replay": self.replay, "credited": self.credited}
+        """``amount`` answers a replay as the first time (ECASH-1 6); ``credited``
+        says what this call moved (0 on a replay)."""
+        out = {"status": self.status, "replay": self.replay, "credited": self.credited,
+               "amount": self.amount}
         if self.code:
             out["code"] = self.code
             out["detail"] = self.detail
@@ -141,7 +145,7 @@ class DepositMixin:
             for pk in inserted:
                 i = first[pk]
                 value = items[i].key.public.value
-                verdicts[i] = Verdict("accepted", credited=value)
+                verdicts[i] = Verdict("accepted", credited=value, amount=value)
                 credited += value
             rest = [i for i, v in enumerate(verdicts) if v is None]
             stored = self._stored(conn, [(items[i].key.generation, items[i].spend.coin.A)
@@ -175,7 +179,8 @@ class DepositMixin:
         before storing); returns it with any compensation credited."""
         if st is not None and st.spend == it.binary and st.request == it.request:
             if st.depositor == depositor_pk:
-                return Verdict("accepted", replay=True, credited=0), 0
+                return Verdict("accepted", replay=True, credited=0,
+                               amount=it.key.public.value), 0
             return Verdict("invalid", "already_deposited",
                            "this transcript was deposited by another account"), 0
         if it.pre is not None:
@@ -195,7 +200,8 @@ class DepositMixin:
                                                      fraud_cases.c.digest == digest)).first()
         if old is not None:
             return Verdict("double_spent", "double_spent", "coin spent twice",
-                           replay=True, fraud_case=old.id), 0
+                           replay=True, fraud_case=old.id,
+                           amount=old.value if old.depositor == depositor_pk else 0), 0
         first = binary.spend_from_bytes(st.spend, binary.request_from_bytes(st.request))
         try:
             found = identify(first, it.spend)
@@ -232,7 +238,8 @@ class DepositMixin:
                         cheater.account_id)
         return Verdict("double_spent", "double_spent", "coin spent twice; the spender is"
                        " identified", credited=from_balance + receivable,
-                       fraud_case=case_id), from_balance + receivable
+                       fraud_case=case_id, amount=from_balance + receivable), \
+            from_balance + receivable
 
     # --- redemption inside an exchange --------------------------------------
     def check_redemption(self, spends: Sequence[Spend]) -> tuple[bytes, int]:  # type: ignore[misc]
