@@ -198,9 +198,35 @@ def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -
             bank, op_token = Bank.init(db_url, tmp / "keys")
             bank.engine.dispose()
             with bank_server(db_url, tmp / "keys", workers) as (url, pid):
-                return _measure(url, pid, op_token, engine, workers, n_batches, pool)
+                row = _measure(url, pid, op_token, engine, workers, n_batches, pool)
+            if engine == "postgres":
+                row["bytes_per_deposit"] = spent_bytes_per_deposit(db_url)
+            return row
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def spent_bytes_per_deposit(db_url: str) -> float:
+    """On-disk bytes of the spent-coin table (every partition's heap, TOAST and
+    indexes, main forks) per stored deposit, after a VACUUM so that what is
+    counted is what stays."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"),
+                        isolation_level="AUTOCOMMIT")
+    leaves = "SELECT relid FROM pg_partition_tree('spent_coins') WHERE isleaf"
+    try:
+        with eng.connect() as c:
+            c.execute(text("VACUUM spent_coins"))
+            size = c.execute(text(
+                f"SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE oid IN ("
+                f"{leaves} UNION SELECT indexrelid FROM pg_index WHERE indrelid IN ({leaves})"
+                f" UNION SELECT reltoastrelid FROM pg_class WHERE oid IN ({leaves})"
+                f" AND reltoastrelid <> 0)")).scalar_one()
+            rows = c.execute(text("SELECT count(*) FROM spent_coins")).scalar_one()
+    finally:
+        eng.dispose()
+    return float(size) / rows
 
 
 def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
@@ -334,6 +360,10 @@ def main() -> None:
                   f"{r['withdraw_bank_to_raw']:.2f}", f"{r['withdraw_bank_pg_to_raw']:.2f}",
                   f"{r['withdraw_1coin_ms_p50']:.1f}", f"{r['deposit_1coin_ms_p50']:.1f}")
     console.print(t)
+    for r in rows:
+        if "bytes_per_deposit" in r:
+            console.print(f"spent-coin table on PostgreSQL ({r['workers']} worker(s)): "
+                          f"{r['bytes_per_deposit']:.0f} bytes per deposit (target ≤ 600)")
     console.print(f"raw: fixed-base {raw['base']:.1f} µs, variable-base {raw['mul']:.1f} µs, "
                   f"add {raw['add']:.1f} µs; one verification ≈ {verify_raw:.0f} µs")
     if args.json:

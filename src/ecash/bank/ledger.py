@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 
 from . import store
 from .schema import (
@@ -30,14 +30,54 @@ def post(conn: Connection, at: int, kind: str, debit: str, credit: str, amount: 
          ref: str) -> bool:
     """Add one journal row; False (and nothing written) if ``(kind, ref, debit)``
     was posted before, which makes retried operations idempotent."""
-    if amount < 0:
+    return bool(post_many(conn, at, ref, [(kind, debit, credit, amount)]))
+
+
+def post_many(conn: Connection, at: int, ref: str,
+              entries: list[tuple[str, str, str, int]]) -> int:
+    """Add ``(kind, debit, credit, amount)`` rows under one ``ref`` in one
+    statement, skipping zero amounts and rows posted before; how many went in
+    (plus the zero ones, which count as posted)."""
+    if any(amount < 0 for *_, amount in entries):
         raise ValueError("journal amounts are non-negative")
-    if amount == 0:
-        return True
-    rows = store.insert_ignoring_conflicts(conn, journal, [{
-        "at": at, "kind": kind, "debit": debit, "credit": credit, "amount": amount,
-        "ref": ref}], returning=(journal.c.id,))
-    return bool(rows)
+    rows = [{"at": at, "kind": kind, "debit": debit, "credit": credit, "amount": amount,
+             "ref": ref} for kind, debit, credit, amount in entries if amount]
+    zero = len(entries) - len(rows)
+    return zero + len(store.insert_ignoring_conflicts(conn, journal, rows,
+                                                      returning=(journal.c.id,)))
+
+
+@dataclass(frozen=True)
+class LoadFlows:
+    loaded_today: int
+    net_in_window: int  # loaded + exchanged - redeemed
+
+
+def _load_flows_statement():  # type: ignore[no-untyped-def]
+    j = journal.c
+    account, today, window = bindparam("account"), bindparam("today"), bindparam("window")
+    out_kinds = ("load", "exchange")
+    loaded_today = func.coalesce(func.sum(case(
+        (and_(j.debit == account, j.kind == "load", j.at >= today), j.amount), else_=0)), 0)
+    net = func.coalesce(func.sum(case(
+        (and_(j.debit == account, j.kind.in_(out_kinds), j.at >= window), j.amount),
+        (and_(j.credit == account, j.kind == "redeem", j.at >= window), -j.amount),
+        else_=0)), 0)
+    since = bindparam("since")
+    return select(loaded_today, net).where(or_(
+        and_(j.debit == account, j.kind.in_(out_kinds), j.at >= since),
+        and_(j.credit == account, j.kind == "redeem", j.at >= since)))
+
+
+_LOAD_FLOWS = _load_flows_statement()  # built once: this runs on every withdrawal
+
+
+def load_flows(conn: Connection, account: str, *, today: int, window: int) -> LoadFlows:
+    """What an account loaded since ``today`` and its net load since ``window``,
+    in one statement over its journal rows (the withdrawal limits)."""
+    row = conn.execute(_LOAD_FLOWS, {"account": account, "today": today, "window": window,
+                                     "since": min(today, window)}).one()
+    return LoadFlows(int(row[0]), int(row[1]))
 
 
 def ledger_balance(conn: Connection, name: str) -> int:
@@ -46,14 +86,6 @@ def ledger_balance(conn: Connection, name: str) -> int:
     debit = conn.execute(select(func.coalesce(func.sum(journal.c.amount), 0)).where(
         journal.c.debit == name)).scalar_one()
     return int(credit) - int(debit)
-
-
-def flow_since(conn: Connection, *, debit: str | None = None, credit: str | None = None,
-               kind: str, since: int) -> int:
-    cond = [journal.c.kind == kind, journal.c.at >= since]
-    cond.append(journal.c.debit == debit if debit else journal.c.credit == credit)
-    return int(conn.execute(select(func.coalesce(func.sum(journal.c.amount), 0)).where(
-        *cond)).scalar_one())
 
 
 @dataclass

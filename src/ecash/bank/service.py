@@ -80,6 +80,7 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         self._bank_account: int | None = None
         self._principals: dict[bytes, Principal] = {}
         self._account_pks: dict[str, int] = {}
+        self._identity_hint: dict[int, bytes | None] = {}  # see start_withdrawal
         self.verify_pool = None  # a ProcessPoolExecutor, when workers < cores
 
     # --- time ---------------------------------------------------------------

@@ -79,9 +79,16 @@ def insert_ignoring_conflicts(conn: Connection, table, rows: list[dict], returni
     (one statement per page of rows on both drivers)."""
     if not rows:
         return []
-    dialect = postgresql if is_postgres(conn) else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing().returning(*returning)
+    key = (conn.dialect.name, table.name, tuple(c.name for c in returning))
+    stmt = _INSERTS.get(key)
+    if stmt is None:
+        dialect = postgresql if is_postgres(conn) else sqlite
+        stmt = _INSERTS[key] = dialect.insert(table).on_conflict_do_nothing().returning(
+            *returning)
     return conn.execute(stmt, rows).all()
+
+
+_INSERTS: dict[tuple, object] = {}  # built once per (engine kind, table, returning)
 
 
 _RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock detected

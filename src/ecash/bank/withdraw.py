@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..crypto import group
 from ..crypto.params import g2
@@ -20,13 +20,32 @@ from ..crypto.payment import Spend
 from ..crypto.withdrawal import bank_choose_branch, derive_commitment_nonce
 from . import metrics
 from .errors import BankError, conflict, not_found
-from .ledger import flow_since, post
+from .ledger import load_flows, post, post_many
 from .schema import accounts, withdraw_sessions
 from .store import retrying
 
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
 ANSWER_BYTES = 33  # beta || r
+
+
+# Statements of the hot path, built once (building one costs about as much
+# CPU as running it).
+_LOCK_FOR_START = select(  # one locked read, serialising the cap check
+    accounts.c.status, accounts.c.identity, accounts.c.balance,
+    select(func.coalesce(func.sum(withdraw_sessions.c.n_coins), 0)).where(
+        withdraw_sessions.c.account == bindparam("pk"), withdraw_sessions.c.state == "open",
+        withdraw_sessions.c.expires_at > bindparam("now")).scalar_subquery().label(
+            "outstanding")).where(accounts.c.id == bindparam("pk")).with_for_update(of=accounts)
+_INSERT_SESSION = withdraw_sessions.insert()
+_SESSION_FOR_UPDATE = select(withdraw_sessions).where(
+    withdraw_sessions.c.id == bindparam("sid")).with_for_update()
+_ACCOUNT_FOR_UPDATE = select(accounts).where(accounts.c.id == bindparam("pk")).with_for_update()
+_SET_BALANCE = update(accounts).where(accounts.c.id == bindparam("pk")).values(
+    balance=bindparam("new_balance"))
+_MARK_ANSWERED = update(withdraw_sessions).where(withdraw_sessions.c.id == bindparam("sid")).values(
+    state="answered", challenges=bindparam("packed"), answered_at=bindparam("now"),
+    answers=bindparam("blob"))
 
 
 def pack_scalars(values: Sequence[int]) -> bytes:
@@ -47,47 +66,49 @@ class WithdrawMixin:
         redeem_blob, redeem_total = None, 0
         if redeem is not None:
             redeem_blob, redeem_total = self.check_redemption(redeem)
-        with self.engine.connect() as conn:
-            acct = self.account_row(conn, account_pk)
-        if acct.status != "active":
-            raise BankError("account_not_active", f"account is {acct.status}", 403)
-        if acct.identity is None:
-            raise BankError("identity_not_registered", "register an identity first", 409)
-        if total > acct.balance + redeem_total:
-            raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
+        # The commitments (the costly part) are made before the transaction, for
+        # the identity last seen on this account; the locked row confirms it.
+        identity = self._identity_hint.get(account_pk)
+        if identity is None:
+            with self.engine.connect() as conn:
+                identity = self.account_row(conn, account_pk).identity
         nonce = secrets.token_bytes(32)
-        I_g2 = group.add(acct.identity, g2)
-        commitments = bytearray()
-        for j in range(n):
-            for branch in (0, 1):
-                w = derive_commitment_nonce(self.keyring.nonce_key, nonce, j, branch)
-                commitments += group.base_mul(w) + group.mul(I_g2, w)
-        z = {i.public.key_id: self.holder_z(acct.identity, i) for i in infos}
+        commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
         now = self.now()
         session_id = secrets.token_bytes(16)
         with self.engine.begin() as conn:
-            self.account_row(conn, account_pk, lock=True)  # serialises the cap check
-            outstanding = conn.execute(
-                select(func.coalesce(func.sum(withdraw_sessions.c.n_coins), 0)).where(
-                    withdraw_sessions.c.account == account_pk,
-                    withdraw_sessions.c.state == "open",
-                    withdraw_sessions.c.expires_at > now)).scalar_one()
-            if outstanding + n > cfg.max_outstanding_coins:
+            acct = conn.execute(_LOCK_FOR_START, {"pk": account_pk, "now": now}).one()
+            if acct.status != "active":
+                raise BankError("account_not_active", f"account is {acct.status}", 403)
+            if acct.identity is None:
+                raise BankError("identity_not_registered", "register an identity first", 409)
+            if total > acct.balance + redeem_total:
+                raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
+            if acct.outstanding + n > cfg.max_outstanding_coins:
                 raise BankError("too_many_open_commitments",
-                                f"{outstanding} commitments are open; finish or let them"
+                                f"{acct.outstanding} commitments are open; finish or let them"
                                 " expire first", 429)
-            conn.execute(withdraw_sessions.insert().values(
-                id=session_id, account=account_pk, kind="exchange" if redeem else "withdraw",
-                state="open", nonce=nonce, created_at=now, expires_at=now + cfg.session_ttl_s,
-                n_coins=n, total=total, key_ids=b"".join(key_ids),
-                commitments=bytes(commitments), redeem=redeem_blob, redeem_total=redeem_total))
+            if acct.identity != identity:  # registered meanwhile (rare): commit anew
+                identity = acct.identity
+                commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
+            conn.execute(_INSERT_SESSION, {
+                "id": session_id, "account": account_pk,
+                "kind": "exchange" if redeem else "withdraw", "state": "open", "nonce": nonce,
+                "created_at": now, "expires_at": now + cfg.session_ttl_s, "n_coins": n,
+                "total": total, "key_ids": b"".join(key_ids), "commitments": commitments,
+                "redeem": redeem_blob, "redeem_total": redeem_total})
+        if len(self._identity_hint) > 100_000:
+            self._identity_hint.clear()
+        self._identity_hint[account_pk] = identity
+        z = {i.public.key_id: self.holder_z(identity, i) for i in infos}
+        hexed = commitments.hex()  # one conversion, sliced per commitment
         return {
             "session_id": session_id.hex(), "expires_at": now + cfg.session_ttl_s,
             "total": total, "redeem_total": redeem_total,
             "z": {k.hex(): v.hex() for k, v in z.items()},
             "coins": [{"key_id": key_ids[j].hex(),
-                       "commitments": [commitments[j * 128 + o:j * 128 + o + 32].hex()
-                                       for o in (0, 32, 64, 96)]} for j in range(n)],
+                       "commitments": [hexed[j * 256 + o:j * 256 + o + 64]
+                                       for o in (0, 64, 128, 192)]} for j in range(n)],
         }
 
     def answer_withdrawal(self, account_pk: int, session_id: bytes,  # type: ignore[misc]
@@ -102,8 +123,7 @@ class WithdrawMixin:
     def _answer(self, account_pk, session_id, challenges, packed):  # type: ignore[no-untyped-def]
         now = self.now()
         with self.engine.begin() as conn:
-            s = conn.execute(select(withdraw_sessions).where(
-                withdraw_sessions.c.id == session_id).with_for_update()).first()
+            s = conn.execute(_SESSION_FOR_UPDATE, {"sid": session_id}).first()
             if s is None or s.account != account_pk:
                 raise not_found("withdrawal session")
             if s.state == "answered":
@@ -115,7 +135,7 @@ class WithdrawMixin:
                 raise BankError("session_expired", "the session expired; start a new one", 410)
             if len(challenges) != s.n_coins:
                 raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
-            acct = self.account_row(conn, account_pk, lock=True)
+            acct = conn.execute(_ACCOUNT_FOR_UPDATE, {"pk": account_pk}).one()
             if acct.status != "active":
                 raise BankError("account_not_active", f"account is {acct.status}", 403)
             ref = session_id.hex()
@@ -141,33 +161,25 @@ class WithdrawMixin:
                 beta = bank_choose_branch()
                 w = derive_commitment_nonce(self.keyring.nonce_key, s.nonce, j, beta)
                 answers.append((beta, ((c1 if beta else c0) * key.x + w) % group.q))
-            post(conn, now, "exchange", me, "liability", s.total - loaded, ref)
-            post(conn, now, "load", me, "liability", loaded, ref)
-            conn.execute(update(accounts).where(accounts.c.id == account_pk).values(
-                balance=balance - s.total))
-            conn.execute(update(withdraw_sessions).where(
-                withdraw_sessions.c.id == session_id).values(
-                    state="answered", challenges=packed, answered_at=now,
-                    answers=b"".join(bytes([b]) + group.encode_scalar(r) for b, r in answers)))
+            post_many(conn, now, ref, [("exchange", me, "liability", s.total - loaded),
+                                       ("load", me, "liability", loaded)])
+            conn.execute(_SET_BALANCE, {"pk": account_pk, "new_balance": balance - s.total})
+            conn.execute(_MARK_ANSWERED, {
+                "sid": session_id, "packed": packed, "now": now,
+                "blob": b"".join(bytes([b]) + group.encode_scalar(r) for b, r in answers)})
         metrics.WITHDRAWN_COINS.inc(s.n_coins)
         return answers
 
     def _check_limits(self, conn, acct, total: int, now: int) -> None:  # type: ignore[no-untyped-def]
-        me = f"acct:{acct.id}"
         today = now - now % DAY
-        loaded_today = flow_since(conn, debit=me, kind="load", since=today)
-        if loaded_today + total > acct.daily_load_limit:
-            raise BankError("daily_load_limit", f"loaded {loaded_today} today; the daily limit"
-                            f" is {acct.daily_load_limit}", 403)
-        window = now - self.config.deposit_window_s
-        # coins loaded minus coins redeemed; an exchange redeems (kind "redeem")
-        # and re-issues (kind "exchange") the same value, which leaves it unchanged
-        net = (flow_since(conn, debit=me, kind="load", since=window)
-               + flow_since(conn, debit=me, kind="exchange", since=window)
-               - flow_since(conn, credit=me, kind="redeem", since=window))
-        if net + total > acct.net_load_limit:
-            raise BankError("net_load_limit", f"net load {net} over the deposit window; the"
-                            f" limit is {acct.net_load_limit}", 403)
+        flows = load_flows(conn, f"acct:{acct.id}", today=today,
+                           window=now - self.config.deposit_window_s)
+        if flows.loaded_today + total > acct.daily_load_limit:
+            raise BankError("daily_load_limit", f"loaded {flows.loaded_today} today; the daily"
+                            f" limit is {acct.daily_load_limit}", 403)
+        if flows.net_in_window + total > acct.net_load_limit:
+            raise BankError("net_load_limit", f"net load {flows.net_in_window} over the deposit"
+                            f" window; the limit is {acct.net_load_limit}", 403)
 
     def withdrawal_records(self, account_pk: int) -> list[dict]:  # type: ignore[misc]
         """The public record of every answered withdrawal, for a restore (4, 9.7)."""
@@ -191,6 +203,21 @@ class WithdrawMixin:
             out.append({"session_id": s.id.hex(), "kind": s.kind, "answered_at": s.answered_at,
                         "coins": coins})
         return out
+
+
+def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int) -> bytes:
+    """``a0 b0 a1 b1`` for ``n`` coins, each ``w`` derived from the session nonce
+    (9.1); empty when no identity is registered (the transaction refuses)."""
+    if identity is None:
+        return b""
+    I_g2 = group.add(identity, g2)
+    out = bytearray()
+    for j in range(n):
+        for branch in (0, 1):
+            w = derive_commitment_nonce(nonce_key, nonce, j, branch)
+            out += group.base_mul(w)
+            out += group.mul(I_g2, w)
+    return bytes(out)
 
 
 def _unpack_answers(blob: bytes) -> list[tuple[int, int]]:

@@ -7,7 +7,10 @@ A server that already runs one worker process per core verifies in-process
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -45,8 +48,30 @@ def default_processes() -> int:
 
 
 def make_pool(processes: int | None = None) -> ProcessPoolExecutor:
-    """A pool to reuse across batches (starting processes costs far more than a batch)."""
-    return ProcessPoolExecutor(max_workers=processes or default_processes())
+    """A pool to reuse across batches (starting processes costs far more than a
+    batch), its workers started now rather than during the first batch.
+
+    Its workers are fresh interpreters (spawn), not forks that would inherit a
+    server's signal handlers, and each exits when its parent dies: a worker
+    holds both ends of its task queue, so a parent killed by a signal would
+    otherwise leave it waiting for work forever."""
+    n = processes or default_processes()
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent)
+    for f in [pool.submit(_verify_chunk, []) for _ in range(n)]:
+        f.result()
+    return pool
+
+
+def _exit_with_parent() -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def verify_spends(items: Sequence[Item], *, pool: Executor | None = None,

@@ -104,7 +104,10 @@ def element(v: Any, what: str) -> bytes:
 
 def scalar(v: Any, what: str) -> int:
     raw = hex_bytes(v, 32, what)
-    return _wrap(what, lambda: group.decode_scalar(raw))
+    try:  # inline rather than through _wrap: challenge lists hold hundreds
+        return group.decode_scalar(raw)
+    except EcashError as exc:
+        raise type(exc)(f"{what}: {exc}", exc.code) from None
 
 
 def integer(v: Any, what: str) -> int:
