@@ -196,7 +196,7 @@ def main() -> int:
     ap.add_argument("--pg", help="PostgreSQL admin URL (default: a cluster of our own)")
     ap.add_argument("--quick", action="store_true", help="a smoke run (fewer iterations)")
     args = ap.parse_args()
-    n_batches, pos_iters = (4, 50) if args.quick else (24, 400)
+    n_batches, pos_iters = (4, 50) if args.quick else (96, 400)
     idle = idle_share()
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="ecash-bench-system-"))
