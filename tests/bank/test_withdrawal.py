@@ -273,3 +273,19 @@ def test_concurrent_answers_never_exceed_the_daily_limit(engine, tmp_path):
         assert {(r.status, r.code) for r in refusals} == {(403, "daily_load_limit")}
         assert balance_of(env, alice.account_id) == 1_000_000 - 7 * 128
         assert assert_audit_ok(env)["issued"] == 7 * 128
+
+
+def test_commitments_follow_the_registered_identity_not_a_stale_hint(env):
+    """The commitments are made outside the transaction for the identity last
+    seen on the account; the locked row decides. A stale hint (another
+    worker's registration raced the first read) must not give coins that fail."""
+    alice = env.holder("Alice", funds=1000)
+    with env.bank.engine.connect() as conn:
+        pk = env.bank.account_pk(conn, alice.account_id).id
+    env.bank._identity_hint[pk] = group.base_mul(group.random_scalar())  # not alice's I
+    coins = alice.withdraw([1, 2])
+    ks = env.operator.keyset()
+    for coin, _ in coins:
+        verify_coin(coin, ks.key(coin.key_id))
+    assert env.bank._identity_hint[pk] == alice.I
+    assert balance_of(env, alice.account_id) == 997
