@@ -1,0 +1,58 @@
+"""Rate limits per credential and per address, and the latency histogram,
+both kept by the API's outermost middleware, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from ecash.bank.ratelimit import RateLimiter
+
+from ..bankkit import running_bank, token_of
+
+
+def test_a_busy_credential_is_slowed_down_and_nobody_else(tmp_path):
+    # one request a second per credential, bursts of four (registering took one)
+    limiter = RateLimiter(per_credential=1.0, per_address=1e6, burst=4)
+    with running_bank("sqlite", tmp_path, rate_limit=limiter) as env:
+        alice = env.holder("Alice", funds=0)  # opened through the operator (its own credential)
+        url = f"{env.url}/v1/accounts/{alice.account_id}"
+        auth = {"authorization": f"Bearer {token_of(alice.client)}"}
+        statuses = [httpx.get(url, headers=auth).status_code for _ in range(8)]
+        assert statuses[0] == 200 and 429 in statuses
+        assert statuses.index(429) <= 4 and set(statuses[statuses.index(429):]) == {429}
+        r = httpx.get(url, headers=auth)
+        assert r.status_code == 429
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == "rate_limited" and r.json()["status"] == 429
+        # the same address without that credential, and another credential, go on
+        assert httpx.get(f"{env.url}/v1/keyset").status_code == 200
+        bob = env.holder("Bob", funds=0)
+        assert httpx.get(f"{env.url}/v1/accounts/{bob.account_id}", headers={
+            "authorization": f"Bearer {token_of(bob.client)}"}).status_code == 200
+
+
+def test_a_busy_address_is_slowed_down(tmp_path):
+    limiter = RateLimiter(per_credential=1e6, per_address=1.0, burst=3)
+    with running_bank("sqlite", tmp_path, rate_limit=limiter) as env:
+        statuses = [httpx.get(f"{env.url}/v1/health").status_code for _ in range(8)]
+        assert statuses[0] == 200 and statuses[-1] == 429
+        assert set(statuses[statuses.index(429):]) == {429}
+
+
+def request_count(metrics_text: str, route: str) -> float:
+    m = re.search(r'^ecash_request_seconds_count\{route="' + re.escape(route) + r'"\} (\S+)$',
+                  metrics_text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_latency_is_recorded_per_route(tmp_path):
+    with running_bank("sqlite", tmp_path) as env:
+        before = request_count(httpx.get(f"{env.url}/metrics").text, "/v1/keyset")
+        for _ in range(3):
+            assert httpx.get(f"{env.url}/v1/keyset").status_code == 200
+        assert httpx.get(f"{env.url}/v1/no-such-route").status_code == 404
+        text = httpx.get(f"{env.url}/metrics").text
+        assert request_count(text, "/v1/keyset") == before + 3
+        assert request_count(text, "other") >= 1  # unrouted requests are counted apart
