@@ -289,3 +289,34 @@ def test_commitments_follow_the_registered_identity_not_a_stale_hint(env):
         verify_coin(coin, ks.key(coin.key_id))
     assert env.bank._identity_hint[pk] == alice.I
     assert balance_of(env, alice.account_id) == 997
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_concurrent_starts_never_exceed_the_open_commitment_cap(engine, tmp_path):
+    config = BankConfig(max_outstanding_coins=6, denominations=[1, 2, 4, 8])
+    with running_bank(engine, tmp_path, config) as env:
+        alice = env.holder("Alice", funds=1000)
+        live = {k.value: k.key_id for k in env.operator.keyset().keys}
+        token = token_of(alice.client)
+        n = 10
+        barrier = threading.Barrier(n)
+        results: list[object] = [None] * n
+
+        def start(i: int) -> None:
+            with BankClient(env.url, token) as c:
+                barrier.wait()
+                try:
+                    results[i] = c.start_withdrawal(alice.account_id, [live[1], live[2]])
+                except BankHTTPError as exc:
+                    results[i] = exc
+
+        threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        opened = [r for r in results if isinstance(r, dict)]
+        refusals = [r for r in results if isinstance(r, BankHTTPError)]
+        assert len(opened) == 3 and len(refusals) == 7  # 3 sessions of 2 coins: the cap
+        assert {(r.status, r.code) for r in refusals} == {(429, "too_many_open_commitments")}
+        assert sessions(env, "open") == 3

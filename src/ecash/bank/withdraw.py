@@ -31,12 +31,14 @@ ANSWER_BYTES = 33  # beta || r
 
 # Statements of the hot path, built once (building one costs about as much
 # CPU as running it).
-_LOCK_FOR_START = select(  # one locked read, serialising the cap check
-    accounts.c.status, accounts.c.identity, accounts.c.balance,
-    select(func.coalesce(func.sum(withdraw_sessions.c.n_coins), 0)).where(
-        withdraw_sessions.c.account == bindparam("pk"), withdraw_sessions.c.state == "open",
-        withdraw_sessions.c.expires_at > bindparam("now")).scalar_subquery().label(
-            "outstanding")).where(accounts.c.id == bindparam("pk")).with_for_update(of=accounts)
+_LOCK_FOR_START = select(accounts.c.status, accounts.c.identity, accounts.c.balance).where(
+    accounts.c.id == bindparam("pk")).with_for_update()
+# A statement of its own, after the lock: on PostgreSQL (READ COMMITTED) a
+# subquery of the locking statement would read the snapshot taken before the
+# wait, missing the session a concurrent start has just committed.
+_OPEN_COINS = select(func.coalesce(func.sum(withdraw_sessions.c.n_coins), 0)).where(
+    withdraw_sessions.c.account == bindparam("pk"), withdraw_sessions.c.state == "open",
+    withdraw_sessions.c.expires_at > bindparam("now"))
 _INSERT_SESSION = withdraw_sessions.insert()
 _SESSION_FOR_UPDATE = select(withdraw_sessions).where(
     withdraw_sessions.c.id == bindparam("sid")).with_for_update()
@@ -77,16 +79,17 @@ class WithdrawMixin:
         now = self.now()
         session_id = secrets.token_bytes(16)
         with self.engine.begin() as conn:
-            acct = conn.execute(_LOCK_FOR_START, {"pk": account_pk, "now": now}).one()
+            acct = conn.execute(_LOCK_FOR_START, {"pk": account_pk}).one()  # serialises the cap
             if acct.status != "active":
                 raise BankError("account_not_active", f"account is {acct.status}", 403)
             if acct.identity is None:
                 raise BankError("identity_not_registered", "register an identity first", 409)
             if total > acct.balance + redeem_total:
                 raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
-            if acct.outstanding + n > cfg.max_outstanding_coins:
+            outstanding = conn.execute(_OPEN_COINS, {"pk": account_pk, "now": now}).scalar_one()
+            if outstanding + n > cfg.max_outstanding_coins:
                 raise BankError("too_many_open_commitments",
-                                f"{acct.outstanding} commitments are open; finish or let them"
+                                f"{outstanding} commitments are open; finish or let them"
                                 " expire first", 429)
             if acct.identity != identity:  # registered meanwhile (rare): commit anew
                 identity = acct.identity
