@@ -183,6 +183,10 @@ def raw_costs(n: int) -> dict[str, float]:
             "add": median_us(lambda: group.add(P, g2), n)}
 
 
+def withdraw_raw_us(raw: dict[str, float]) -> float:
+    """The bank's group work per withdrawn coin: two commitments (g^w, (I*g2)^w)."""
+    return 2 * raw["base"] + 2 * raw["mul"]
+
 def crypto_rate(spends_and_keys: list, pool) -> float:
     verify_spends(spends_and_keys[:64], pool=pool)  # warm the workers
     t = time.perf_counter()
@@ -343,7 +347,7 @@ def main() -> None:
     args = ap.parse_args()
     n_batches = 4 if args.quick else 24
     raw = raw_costs(200 if args.quick else 1000)
-    bank_raw = 2 * raw["base"] + 2 * raw["mul"]  # two commitments (g^w, (I*g2)^w) per coin
+    bank_raw = withdraw_raw_us(raw)
     verify_raw = 1 * raw["base"] + 6 * raw["mul"] + 4 * raw["add"]
     pool = make_pool()
     rows = []

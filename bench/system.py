@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def own_postgres(tmp: Path) -> Iterator[str]:
 
 def bank_figures(pg: str, n_batches: int) -> dict[str, dict]:
     raw = bank_bench.raw_costs(1000)
-    bank_raw = 2 * raw["base"] + 2 * raw["mul"]
+    bank_raw = bank_bench.withdraw_raw_us(raw)
     pool = make_pool()
     out = {}
     try:
@@ -201,7 +201,7 @@ def main() -> int:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="ecash-bench-system-"))
     try:
-        with (own_postgres(tmp) if not args.pg else _given(args.pg)) as pg:
+        with (nullcontext(args.pg) if args.pg else own_postgres(tmp)) as pg:
             banks = bank_figures(pg, n_batches)
         pos = pos_figures(pos_iters)
         wallet = wallet_figures(tmp, 1000)
@@ -219,11 +219,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0
-
-
-@contextmanager
-def _given(url: str) -> Iterator[str]:
-    yield url
 
 
 if __name__ == "__main__":

@@ -36,6 +36,28 @@ def sessions(env, state: str | None = None) -> int:
         return conn.execute(stmt).scalar_one()
 
 
+def at_once(n: int, url: str, token: str, call) -> list[object]:
+    """``call(client, i)`` from ``n`` threads released together, each on its own
+    connection; the results in order, a refusal as its ``BankHTTPError``."""
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        with BankClient(url, token) as c:
+            barrier.wait()
+            try:
+                results[i] = call(c, i)
+            except BankHTTPError as exc:
+                results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_full_withdrawal_and_deposit(env):
     alice = env.holder("Alice", funds=10_000)
     shop = env.merchant("shop-1")
@@ -248,25 +270,12 @@ def test_concurrent_answers_never_exceed_the_daily_limit(engine, tmp_path):
         alice = env.holder("Alice", funds=1_000_000)
         n = 10
         opened = [alice.start([128]) for _ in range(n)]
-        token = token_of(alice.client)
-        barrier = threading.Barrier(n)
-        results: list[object] = [None] * n
 
-        def answer(i: int) -> None:
+        def answer(c: BankClient, i: int) -> object:
             offer, states = opened[i]
-            with BankClient(env.url, token) as c:
-                barrier.wait()
-                try:
-                    results[i] = c.answer(alice.account_id, offer["session_id"],
-                                          [s.challenges for s in states])
-                except BankHTTPError as exc:
-                    results[i] = exc
+            return c.answer(alice.account_id, offer["session_id"], [s.challenges for s in states])
 
-        threads = [threading.Thread(target=answer, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = at_once(n, env.url, token_of(alice.client), answer)
         ok = [r for r in results if isinstance(r, list)]
         refusals = [r for r in results if isinstance(r, BankHTTPError)]
         assert len(ok) == 7 and len(refusals) == 3
@@ -297,24 +306,8 @@ def test_concurrent_starts_never_exceed_the_open_commitment_cap(engine, tmp_path
     with running_bank(engine, tmp_path, config) as env:
         alice = env.holder("Alice", funds=1000)
         live = {k.value: k.key_id for k in env.operator.keyset().keys}
-        token = token_of(alice.client)
-        n = 10
-        barrier = threading.Barrier(n)
-        results: list[object] = [None] * n
-
-        def start(i: int) -> None:
-            with BankClient(env.url, token) as c:
-                barrier.wait()
-                try:
-                    results[i] = c.start_withdrawal(alice.account_id, [live[1], live[2]])
-                except BankHTTPError as exc:
-                    results[i] = exc
-
-        threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = at_once(10, env.url, token_of(alice.client), lambda c, _: c.start_withdrawal(
+            alice.account_id, [live[1], live[2]]))
         opened = [r for r in results if isinstance(r, dict)]
         refusals = [r for r in results if isinstance(r, BankHTTPError)]
         assert len(opened) == 3 and len(refusals) == 7  # 3 sessions of 2 coins: the cap

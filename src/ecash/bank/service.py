@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..crypto import group
@@ -49,6 +49,10 @@ MAX_BALANCE = 2**53 - 1  # every amount on the wire is a JSON integer below 2^53
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
+
+# Built once: every withdrawal and deposit reads its account row.
+_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("pk"))
+_ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update()
 
 def new_token(role: str) -> str:
     return f"ec{role[0]}_{secrets.token_urlsafe(32)}"
@@ -283,10 +287,7 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         return row
 
     def account_row(self, conn: Connection, pk: int, *, lock: bool = False):
-        stmt = select(accounts).where(accounts.c.id == pk)
-        if lock:
-            stmt = stmt.with_for_update()
-        return conn.execute(stmt).one()
+        return conn.execute(_ACCOUNT_FOR_UPDATE if lock else _ACCOUNT, {"pk": pk}).one()
 
     def account_info(self, account_id: str) -> dict:
         with self.engine.connect() as conn:

@@ -31,8 +31,6 @@ ANSWER_BYTES = 33  # beta || r
 
 # Statements of the hot path, built once (building one costs about as much
 # CPU as running it).
-_LOCK_FOR_START = select(accounts.c.status, accounts.c.identity, accounts.c.balance).where(
-    accounts.c.id == bindparam("pk")).with_for_update()
 # A statement of its own, after the lock: on PostgreSQL (READ COMMITTED) a
 # subquery of the locking statement would read the snapshot taken before the
 # wait, missing the session a concurrent start has just committed.
@@ -42,7 +40,6 @@ _OPEN_COINS = select(func.coalesce(func.sum(withdraw_sessions.c.n_coins), 0)).wh
 _INSERT_SESSION = withdraw_sessions.insert()
 _SESSION_FOR_UPDATE = select(withdraw_sessions).where(
     withdraw_sessions.c.id == bindparam("sid")).with_for_update()
-_ACCOUNT_FOR_UPDATE = select(accounts).where(accounts.c.id == bindparam("pk")).with_for_update()
 _SET_BALANCE = update(accounts).where(accounts.c.id == bindparam("pk")).values(
     balance=bindparam("new_balance"))
 _MARK_ANSWERED = update(withdraw_sessions).where(withdraw_sessions.c.id == bindparam("sid")).values(
@@ -79,7 +76,7 @@ class WithdrawMixin:
         now = self.now()
         session_id = secrets.token_bytes(16)
         with self.engine.begin() as conn:
-            acct = conn.execute(_LOCK_FOR_START, {"pk": account_pk}).one()  # serialises the cap
+            acct = self.account_row(conn, account_pk, lock=True)  # serialises the cap check
             if acct.status != "active":
                 raise BankError("account_not_active", f"account is {acct.status}", 403)
             if acct.identity is None:
@@ -138,7 +135,7 @@ class WithdrawMixin:
                 raise BankError("session_expired", "the session expired; start a new one", 410)
             if len(challenges) != s.n_coins:
                 raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
-            acct = conn.execute(_ACCOUNT_FOR_UPDATE, {"pk": account_pk}).one()
+            acct = self.account_row(conn, account_pk, lock=True)
             if acct.status != "active":
                 raise BankError("account_not_active", f"account is {acct.status}", 403)
             ref = session_id.hex()

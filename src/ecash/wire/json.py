@@ -87,27 +87,35 @@ def hex_bytes(v: Any, n: int, what: str) -> bytes:
     return bytes.fromhex(v)
 
 
+def _at(what: str, exc: EcashError) -> EcashError:
+    """The same error, naming the field it was found in."""
+    return type(exc)(f"{what}: {exc}", exc.code)
+
+
 def _wrap(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except WireError:
         raise
     except EcashError as exc:
-        raise type(exc)(f"{what}: {exc}", exc.code) from None
+        raise _at(what, exc) from None
 
 
 def element(v: Any, what: str) -> bytes:
     """A canonical, non-identity ristretto255 element."""
     raw = hex_bytes(v, 32, what)
-    return _wrap(what, lambda: group.decode_element(raw))
+    try:
+        return group.decode_element(raw)
+    except EcashError as exc:
+        raise _at(what, exc) from None
 
 
 def scalar(v: Any, what: str) -> int:
     raw = hex_bytes(v, 32, what)
-    try:  # inline rather than through _wrap: challenge lists hold hundreds
+    try:
         return group.decode_scalar(raw)
     except EcashError as exc:
-        raise type(exc)(f"{what}: {exc}", exc.code) from None
+        raise _at(what, exc) from None
 
 
 def integer(v: Any, what: str) -> int:
