@@ -99,3 +99,21 @@ def test_verification_pool_dies_with_the_server(tmp_path, how):
             proc.kill()
         for p in alive(descendants(proc.pid)):
             os.kill(p, signal.SIGKILL)
+
+
+def test_a_worker_that_starts_after_its_parent_died_exits():
+    """The race behind an orphaned pool: the server is killed while a spawned
+    worker is still importing, so by the time the worker's initializer runs its
+    parent is already init (or a subreaper). Told its real parent's pid, the
+    worker sees the mismatch and exits."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    worker = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from ecash.crypto.batch import _exit_with_parent; "
+         f"_exit_with_parent({gone.pid}); time.sleep(60); sys.exit(3)"])
+    try:
+        assert worker.wait(20) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()

@@ -57,14 +57,16 @@ def make_pool(processes: int | None = None) -> ProcessPoolExecutor:
     otherwise leave it waiting for work forever."""
     n = processes or default_processes()
     pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent)
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     for f in [pool.submit(_verify_chunk, []) for _ in range(n)]:
         f.result()
     return pool
 
 
-def _exit_with_parent() -> None:
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """Exit once ``parent`` is no longer this process's parent. The pid is
+    passed in, not read here: a worker still starting when its parent is killed
+    would read its new parent (init or a subreaper) and watch it forever."""
 
     def watch() -> None:
         while os.getppid() == parent:
