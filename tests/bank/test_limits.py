@@ -88,6 +88,24 @@ def test_daily_and_net_load_limits(engine, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_an_exchange_cannot_load_past_the_net_limit(engine, tmp_path):
+    """What an exchange loads beyond what it redeems is checked against the net
+    load before the exchange: its own redemption is matched by the coins it
+    reissues, so it must not make room for the load."""
+    with running_bank(engine, tmp_path, LIMITS) as env:
+        start_of_day(env)
+        alice = env.holder("Alice", funds=100_000)
+        alice.withdraw([512, 256, 128, 64, 32, 8])  # 1000 today
+        env.clock.advance(DAY)
+        coins = alice.withdraw([256, 128, 64, 32, 8, 8])  # net 1496
+        with refused(403, "net_load_limit"):  # redeems 8, reissues 8 and loads 8: net 1504
+            exchange(alice, coins[5:], [8, 8])
+        assert balance_of(env, alice.account_id) == 100_000 - 1496
+        exchange(alice, coins[5:], [4, 4])  # net unchanged: allowed
+        assert_audit_ok(env)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_operator_credit_is_not_limited(engine, tmp_path):
     with running_bank(engine, tmp_path, LIMITS) as env:
         alice = env.holder("Alice", funds=5000)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, case, func, select, update
 
 from . import store
 from .schema import (
@@ -53,30 +53,27 @@ class LoadFlows:
     net_in_window: int  # loaded + exchanged - redeemed
 
 
-def _load_flows_statement():  # type: ignore[no-untyped-def]
-    j = journal.c
-    account, today, window = bindparam("account"), bindparam("today"), bindparam("window")
-    out_kinds = ("load", "exchange")
-    loaded_today = func.coalesce(func.sum(case(
-        (and_(j.debit == account, j.kind == "load", j.at >= today), j.amount), else_=0)), 0)
-    net = func.coalesce(func.sum(case(
-        (and_(j.debit == account, j.kind.in_(out_kinds), j.at >= window), j.amount),
-        (and_(j.credit == account, j.kind == "redeem", j.at >= window), -j.amount),
-        else_=0)), 0)
-    since = bindparam("since")
-    return select(loaded_today, net).where(or_(
-        and_(j.debit == account, j.kind.in_(out_kinds), j.at >= since),
-        and_(j.credit == account, j.kind == "redeem", j.at >= since)))
+# What an account loaded since ``today`` and its net load since ``window``, in
+# one statement over its journal rows (the withdrawal limits; see load_flows).
+LOAD_FLOWS = store.Sql(
+    "SELECT coalesce(sum(CASE WHEN debit = %(account)s AND kind = 'load'"
+    " AND at >= %(today)s THEN amount ELSE 0 END), 0),"
+    " coalesce(sum(CASE WHEN debit = %(account)s AND kind IN ('load', 'exchange')"
+    " AND at >= %(window)s THEN amount"
+    " WHEN credit = %(account)s AND kind = 'redeem' AND at >= %(window)s THEN -amount"
+    " ELSE 0 END), 0)"
+    " FROM journal WHERE (debit = %(account)s AND kind IN ('load', 'exchange')"
+    " AND at >= %(since)s) OR (credit = %(account)s AND kind = 'redeem' AND at >= %(since)s)")
 
 
-_LOAD_FLOWS = _load_flows_statement()  # built once: this runs on every withdrawal
+def load_flows(account: str, *, today: int, window: int) -> tuple[store.Sql, dict]:
+    """The :data:`LOAD_FLOWS` step for :func:`store.run`; its row goes to
+    :func:`flows_of`."""
+    return LOAD_FLOWS, {"account": account, "today": today, "window": window,
+                        "since": min(today, window)}
 
 
-def load_flows(conn: Connection, account: str, *, today: int, window: int) -> LoadFlows:
-    """What an account loaded since ``today`` and its net load since ``window``,
-    in one statement over its journal rows (the withdrawal limits)."""
-    row = conn.execute(_LOAD_FLOWS, {"account": account, "today": today, "window": window,
-                                     "since": min(today, window)}).one()
+def flows_of(row: tuple) -> LoadFlows:
     return LoadFlows(int(row[0]), int(row[1]))
 
 

@@ -3,12 +3,18 @@ PostgreSQL (psycopg 3), with migrations and per-generation partitions."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from .schema import spent_coins
 
@@ -91,20 +97,50 @@ def insert_ignoring_conflicts(conn: Connection, table, rows: list[dict], returni
 _INSERTS: dict[tuple, object] = {}  # built once per (engine kind, table, returning)
 
 
+@dataclass(frozen=True)
+class Sql:
+    """One plain SQL statement for both engines, for the few hot paths where
+    SQLAlchemy's per-statement cost rivals the statement's own. Written for
+    PostgreSQL (``%(name)s`` placeholders, ``FOR UPDATE``); the SQLite form is
+    derived once: ``:name``, and no ``FOR UPDATE``, since SQLite transactions
+    here are ``BEGIN IMMEDIATE`` and already exclude other writers."""
+
+    pg: str
+    sqlite: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        lite = re.sub(r"%\((\w+)\)s", r":\1", self.pg).replace(" FOR UPDATE", "")
+        object.__setattr__(self, "sqlite", lite)
+
+
+def run(conn: Connection, *steps: tuple[Sql, Mapping]) -> list[list[tuple]]:
+    """Run ``steps`` in order inside ``conn``'s transaction, straight on the
+    driver; one list of row tuples per statement. On PostgreSQL the lot is one
+    pipeline (one round trip), with server-side prepared statements; each
+    statement still starts after the one before it has finished, so a read
+    placed after a ``FOR UPDATE`` sees what the lock holder committed."""
+    driver = conn.connection.driver_connection
+    if is_postgres(conn):
+        with driver.pipeline():
+            cursors = [driver.execute(sql.pg, params, prepare=True) for sql, params in steps]
+        return [c.fetchall() if c.description else [] for c in cursors]
+    return [driver.execute(sql.sqlite, params).fetchall() for sql, params in steps]
+
+
 _RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
 def retrying(fn, attempts: int = 8):
     """Run a whole transaction again when the database aborted it for a race
-    (PostgreSQL deadlock or serialisation failure, SQLite busy)."""
-    from sqlalchemy.exc import OperationalError
-
+    (PostgreSQL deadlock or serialisation failure, SQLite busy), whether it
+    came through SQLAlchemy or, from :func:`run`, straight from the driver."""
     for attempt in range(attempts):
         try:
             return fn()
-        except OperationalError as exc:
-            state = getattr(exc.orig, "sqlstate", None)
-            busy = "database is locked" in str(exc.orig)
+        except (OperationalError, psycopg.OperationalError, sqlite3.OperationalError) as exc:
+            orig = getattr(exc, "orig", exc)
+            state = getattr(orig, "sqlstate", None)
+            busy = "database is locked" in str(orig)
             if (state not in _RETRY_STATES and not busy) or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
