@@ -127,7 +127,7 @@ class WithdrawMixin:
                 "id": session_id, "pk": account_pk, "kind": "exchange" if redeem else "withdraw",
                 "nonce": nonce, "now": now, "expires_at": now + cfg.session_ttl_s, "n": n,
                 "total": total, "key_ids": b"".join(key_ids), "commitments": commitments,
-                "redeem": redeem_blob, "redeem_total": redeem_total}))
+                "redeem": redeem_blob, "redeem_total": redeem_total}), commit=True)
         if len(self._identity_hint) > 100_000:
             self._identity_hint.clear()
         self._identity_hint[account_pk] = identity
@@ -204,7 +204,7 @@ class WithdrawMixin:
             run(conn, *journal,
                 (_SET_BALANCE, {"pk": account_pk, "balance": balance - s.total}),
                 (_MARK_ANSWERED, {"sid": session_id, "packed": packed, "now": now, "blob": b"".join(
-                    bytes([b]) + group.encode_scalar(r) for b, r in answers)}))
+                    bytes([b]) + group.encode_scalar(r) for b, r in answers)}), commit=True)
         metrics.WITHDRAWN_COINS.inc(s.n_coins)
         return answers
 
