@@ -81,6 +81,20 @@ def test_full_withdrawal_and_deposit(env):
     assert after["holder_balances"] == before["holder_balances"]
 
 
+def test_the_bank_picks_each_coins_branch_at_random(env):
+    """9.2 step 3: one CSPRNG bit per coin. 64 coins on one branch, or fewer
+    than 12 on either, would happen about once in ten million sessions."""
+    alice = env.holder("Alice", funds=1000)
+    offer, states = alice.start([1] * 64)
+    answers = alice.client.answer(alice.account_id, offer["session_id"],
+                                  [s.challenges for s in states])
+    assert 12 <= sum(beta for beta, _ in answers) <= 52
+    ks = env.operator.keyset()
+    for s, (beta, r) in zip(states, answers, strict=True):
+        coin, _ = user_finish(s, r, beta)
+        verify_coin(coin, ks.key(coin.key_id))
+
+
 def test_lost_start_reply_is_harmless(env):
     alice = env.holder("Alice", funds=1000)
     client, transport = dropping_client(env, token_of(alice.client))

@@ -132,7 +132,8 @@ def text(v: Any, what: str) -> str:
 def hex_list(v: Any, n: int, what: str, limit: int) -> list[bytes]:
     if not isinstance(v, list) or not 1 <= len(v) <= limit:
         raise EcashError(f"{what}: expected a list of 1 to {limit} items", "bad_type")
-    return [wj.hex_bytes(x, n, f"{what}[{i}]") for i, x in enumerate(v)]
+    raw = wj.hex_items(v, n, lambda i: f"{what}[{i}]")
+    return [raw[i:i + n] for i in range(0, len(raw), n)]
 
 
 def spend_list(v: Any, limit: int) -> list:
@@ -294,12 +295,12 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         raw = body["challenges"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= bank.config.max_coins_per_session:
             raise EcashError("challenges: expected a list of pairs", "bad_type")
-        pairs = []
         for i, pair in enumerate(raw):
             if not isinstance(pair, list) or len(pair) != 2:
                 raise EcashError(f"challenges[{i}]: expected [c0, c1]", "bad_type")
-            pairs.append((wj.scalar(pair[0], f"challenges[{i}][0]"),
-                          wj.scalar(pair[1], f"challenges[{i}][1]")))
+        flat = wj.scalar_items([c for pair in raw for c in pair],
+                               lambda i: f"challenges[{i // 2}][{i % 2}]")
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
         answers = await call(bank.answer_withdrawal, pk, sid, pairs)
         return ok({"answers": [{"beta": b, "r": group.encode_scalar(r).hex()}
                                for b, r in answers]})

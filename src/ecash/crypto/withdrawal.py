@@ -28,16 +28,29 @@ class Commitment:
 
 # --- bank side -------------------------------------------------------------
 
+class CommitmentNonces:
+    """``w`` by a PRF (keyed BLAKE2b) under a bank secret from a stored random
+    nonce (9.1), so any worker can answer any session; never client-chosen.
+    One per session: the keyed state is set up once and copied per ``w``."""
+
+    def __init__(self, bank_secret: bytes, session_nonce: bytes) -> None:
+        if len(bank_secret) < 32 or len(session_nonce) != 32:
+            raise ValueError("bank secret >= 32 bytes and a 32-byte session nonce required")
+        self._keyed = hashlib.blake2b(key=bank_secret[:64], digest_size=64,
+                                      person=b"ECASH-1/w")
+        self._nonce = session_nonce
+
+    def __call__(self, index: int, branch: int) -> int:
+        """``w`` of coin ``index``'s commitment on ``branch``."""
+        mac = self._keyed.copy()
+        mac.update(self._nonce + index.to_bytes(4, "big") + bytes([branch]))
+        return group.nonzero(group.reduce_wide(mac.digest()), "w")
+
+
 def derive_commitment_nonce(bank_secret: bytes, session_nonce: bytes, index: int,
                             branch: int) -> int:
-    """``w`` by a PRF (keyed BLAKE2b) under a bank secret from a stored random
-    nonce (9.1), so any worker can answer any session; never client-chosen."""
-    if len(bank_secret) < 32 or len(session_nonce) != 32:
-        raise ValueError("bank secret >= 32 bytes and a 32-byte session nonce required")
-    mac = hashlib.blake2b(session_nonce + index.to_bytes(4, "big") + bytes([branch]),
-                          key=bank_secret[:64], digest_size=64,
-                          person=b"ECASH-1/w")
-    return group.nonzero(group.reduce_wide(mac.digest()), "w")
+    """One ``w`` of :class:`CommitmentNonces`."""
+    return CommitmentNonces(bank_secret, session_nonce)(index, branch)
 
 
 def bank_commit(I_g2: bytes, w: int) -> Commitment:
@@ -52,9 +65,10 @@ def bank_respond(x: int, w: int, c: int) -> int:
     return (c * x + w) % group.q
 
 
-def bank_choose_branch() -> int:
-    """9.2 step 3: the bit ``beta`` from the CSPRNG."""
-    return _secrets.randbits(1)
+def bank_choose_branches(n: int) -> list[int]:
+    """9.2 step 3: the bit ``beta`` of each of ``n`` coins, from one CSPRNG read."""
+    bits = int.from_bytes(_secrets.token_bytes((n + 7) // 8), "little")
+    return [(bits >> j) & 1 for j in range(n)]
 
 
 def holder_z(I_g2: bytes, x: int) -> bytes:

@@ -87,6 +87,30 @@ def hex_bytes(v: Any, n: int, what: str) -> bytes:
     return bytes.fromhex(v)
 
 
+def hex_items(values: list, n: int, name: Callable[[int], str]) -> bytes:
+    """The items of ``values``, each ``n`` bytes as lowercase hex, concatenated:
+    checked as one string (per-item checks cost more than the parse on the
+    large lists of a withdrawal), item by item only to report the first bad
+    one, as the field ``name(i)``."""
+    if all(type(x) is str and len(x) == 2 * n for x in values):
+        joined = "".join(values)
+        if _HEX.issuperset(joined):
+            return bytes.fromhex(joined)
+    for i, x in enumerate(values):
+        hex_bytes(x, n, name(i))
+    raise AssertionError("unreachable: some item is bad")
+
+
+def scalar_items(values: list, name: Callable[[int], str]) -> list[int]:
+    """Canonical scalars from a list of hex strings (see :func:`hex_items`)."""
+    raw = hex_items(values, 32, name)
+    out = [int.from_bytes(raw[i:i + 32], "little") for i in range(0, len(raw), 32)]
+    for i, k in enumerate(out):
+        if k >= group.q:
+            scalar(values[i], name(i))
+    return out
+
+
 def _at(what: str, exc: EcashError) -> EcashError:
     """The same error, naming the field it was found in."""
     return type(exc)(f"{what}: {exc}", exc.code)
