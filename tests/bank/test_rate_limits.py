@@ -56,3 +56,22 @@ def test_latency_is_recorded_per_route(tmp_path):
         text = httpx.get(f"{env.url}/metrics").text
         assert request_count(text, "/v1/keyset") == before + 3
         assert request_count(text, "other") >= 1  # unrouted requests are counted apart
+
+
+def test_the_plainly_served_hot_routes_are_labelled_and_documented(tmp_path):
+    """Withdrawal and deposit are served by plain Starlette routes ahead of
+    their FastAPI twins: still counted under their own route, still in the
+    OpenAPI document."""
+    start, answer = "/v1/accounts/{account_id}/withdrawals", \
+        "/v1/accounts/{account_id}/withdrawals/{session_id}"
+    with running_bank("sqlite", tmp_path) as env:
+        alice = env.holder("Alice", funds=100)
+        alice.withdraw([1, 2])
+        shop = env.merchant("shop")
+        assert shop.deposit(alice.pay(alice.withdraw([4]), "shop"))[0]["status"] == "accepted"
+        text = httpx.get(f"{env.url}/metrics").text
+        assert request_count(text, start) == 2 and request_count(text, answer) == 2
+        assert request_count(text, "/v1/merchant/deposits") == 1
+        paths = httpx.get(f"{env.url}/openapi.json").json()["paths"]
+        for path in (start, answer, "/v1/merchant/deposits"):
+            assert "requestBody" in paths[path]["post"], path

@@ -20,9 +20,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..crypto import group
@@ -411,7 +413,34 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         return {"closed_generations": closed,
                 "payouts": [{"account_id": a, "amount": n} for a, n in paid]}
 
+    hot = {("POST", "/v1/accounts/{account_id}/withdrawals"), ("POST", "/v1/merchant/deposits"),
+           ("POST", "/v1/accounts/{account_id}/withdrawals/{session_id}")}
+    for route in [r for r in app.router.routes if isinstance(r, APIRoute)]:
+        if any((m, route.path) in hot for m in route.methods):
+            app.router.routes.insert(0, PlainRoute(route))
     return app
+
+
+class PlainRoute(Route):
+    """A hot endpoint served by plain Starlette, ahead of the FastAPI route it
+    copies (which stays, for ``/openapi.json``): FastAPI's per-request work
+    (dependency solving, parameter validation) is a twentieth of the bank's
+    CPU on a withdrawal of 64 coins. The endpoint takes only ``str`` path
+    parameters and the request, so there is nothing to validate."""
+
+    def __init__(self, api: APIRoute) -> None:
+        endpoint = api.endpoint
+
+        async def call(request: Request) -> Response:
+            return await endpoint(request=request, **request.path_params)
+
+        super().__init__(api.path, call, methods=list(api.methods))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self  # as FastAPI's routes do: the latency label
+        return match, child
 
 
 def app_from_env() -> FastAPI:
