@@ -188,6 +188,9 @@ def raw_costs(n: int) -> dict[str, float]:
             "add": cpu_us(lambda: group.add(P, g2), n)}
 
 
+RAW_OPS = 1000  # per group operation and run: about 0.2 s for a raw figure
+
+
 def withdraw_raw_us(raw: dict[str, float]) -> float:
     """The bank's group work per withdrawn coin: two commitments (g^w, (I*g2)^w)."""
     return 2 * raw["base"] + 2 * raw["mul"]
@@ -250,6 +253,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     holder.answer(*(lambda o: (o, holder.blind(o)))(holder.start(BATCH)))  # warm up
     coins = []
     server_time = 0.0
+    raw_before = withdraw_raw_us(raw_costs(RAW_OPS))
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -264,6 +268,10 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         coins += [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
     wall = time.perf_counter() - t0
     cpu1 = cpu_seconds(pid)
+    # the raw cost just before and just after: this machine's speed drifts by
+    # 10% or more within a minute, so a figure taken at the start of the run
+    # would compare the bank with a machine of another speed
+    raw = (raw_before + withdraw_raw_us(raw_costs(RAW_OPS))) / 2
     n_w = n_batches * BATCH
     bank_cpu = (cpu1[0] - cpu0[0]) / n_w * 1e6
     pg_cpu = (cpu1[1] - cpu0[1]) / n_w * 1e6 if engine == "postgres" else 0.0
@@ -330,6 +338,9 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         "withdraw_coins_per_s": n_w / wall,
         "withdraw_bank_cpu_us_per_coin": bank_cpu,
         "withdraw_pg_cpu_us_per_coin": pg_cpu,
+        "withdraw_bank_raw_us_per_coin": raw,
+        "withdraw_bank_to_raw": bank_cpu / raw,
+        "withdraw_bank_pg_to_raw": (bank_cpu + pg_cpu) / raw,
         "withdraw_server_wall_share": server_time / wall,
         "withdraw_1coin_ms_p50": statistics.median(lat),
         "deposit_coins_per_s": deposit_rate,
@@ -351,8 +362,7 @@ def main() -> None:
         "ECASH_TEST_PG", "postgresql://ecash:ecash@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
     n_batches = 4 if args.quick else 24
-    raw = raw_costs(200 if args.quick else 1000)
-    bank_raw = withdraw_raw_us(raw)
+    raw = raw_costs(RAW_OPS)
     verify_raw = 1 * raw["base"] + 6 * raw["mul"] + 4 * raw["add"]
     pool = make_pool()
     rows = []
@@ -371,14 +381,11 @@ def main() -> None:
                 "deposit 1 coin ms (<5+verify)"):
         t.add_column(col, justify="right")
     for r in rows:
-        r["withdraw_bank_raw_us_per_coin"] = bank_raw
-        r["withdraw_bank_to_raw"] = r["withdraw_bank_cpu_us_per_coin"] / bank_raw
-        r["withdraw_bank_pg_to_raw"] = (r["withdraw_bank_cpu_us_per_coin"]
-                                        + r["withdraw_pg_cpu_us_per_coin"]) / bank_raw
         t.add_row(r["engine"], str(r["workers"]), f"{r['deposit_coins_per_s']:.0f}",
                   f"{r['crypto_verify_coins_per_s']:.0f}", f"{r['deposit_to_crypto_ratio']:.2f}",
                   f"{r['withdraw_coins_per_s']:.0f}", f"{r['withdraw_bank_cpu_us_per_coin']:.0f}",
-                  f"{r['withdraw_pg_cpu_us_per_coin']:.0f}", f"{bank_raw:.0f}",
+                  f"{r['withdraw_pg_cpu_us_per_coin']:.0f}",
+                  f"{r['withdraw_bank_raw_us_per_coin']:.0f}",
                   f"{r['withdraw_bank_to_raw']:.2f}", f"{r['withdraw_bank_pg_to_raw']:.2f}",
                   f"{r['withdraw_1coin_ms_p50']:.1f}", f"{r['deposit_1coin_ms_p50']:.1f}")
     console.print(t)
