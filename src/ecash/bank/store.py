@@ -14,7 +14,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from .schema import spent_coins
@@ -117,25 +117,34 @@ def drop_partition(conn: Connection, generation: int) -> None:
 def insert_ignoring_conflicts(conn: Connection, table, rows: list[dict], returning):
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the rows that went in.
 
-    On PostgreSQL one short statement over ``unnest`` of one array per column:
-    a multi-row ``VALUES`` list is a new, long SQL text for every batch size,
-    which the driver then parses anew each time (a sixth of a deposit's CPU)
-    and the server cannot prepare. On SQLite, SQLAlchemy's multi-row insert."""
+    A batch of many rows on PostgreSQL is one short statement over ``unnest``
+    of one array per column: a multi-row ``VALUES`` list is a new, long SQL
+    text for every batch size, which the driver parses anew each time (a sixth
+    of a deposit's CPU). A few rows (and SQLite) take SQLAlchemy's multi-row
+    insert, whose short text the driver caches and which plans faster."""
     if not rows:
         return []
     names = tuple(rows[0])
-    key = (conn.dialect.name, table.name, names, tuple(c.name for c in returning))
+    many = is_postgres(conn) and len(rows) > FEW_ROWS
+    key = (conn.dialect.name, many, table.name, names, tuple(c.name for c in returning))
     stmt = _INSERTS.get(key)
     if stmt is None:
-        stmt = _INSERTS[key] = _insert_statement(conn, table, names, returning)
+        stmt = _INSERTS[key] = (_unnest_insert(conn, table, names, returning) if many else
+                                _dialect(conn).insert(table).on_conflict_do_nothing()
+                                .returning(*returning))
     if isinstance(stmt, str):
         return conn.exec_driver_sql(stmt, {n: [r[n] for r in rows] for n in names}).all()
     return conn.execute(stmt, rows).all()
 
 
-def _insert_statement(conn: Connection, table, names: tuple[str, ...], returning):
-    if not is_postgres(conn):
-        return sqlite.insert(table).on_conflict_do_nothing().returning(*returning)
+FEW_ROWS = 8
+
+
+def _dialect(conn: Connection):  # type: ignore[no-untyped-def]
+    return postgresql if is_postgres(conn) else sqlite
+
+
+def _unnest_insert(conn: Connection, table, names: tuple[str, ...], returning) -> str:
     quote = conn.dialect.identifier_preparer.quote
     arrays = ", ".join(f"%({n})s::{table.c[n].type.compile(dialect=conn.dialect)}[]"
                        for n in names)
@@ -144,7 +153,7 @@ def _insert_statement(conn: Connection, table, names: tuple[str, ...], returning
             f" RETURNING {', '.join(quote(c.name) for c in returning)}")
 
 
-_INSERTS: dict[tuple, object] = {}  # built once per (engine, table, columns, returning)
+_INSERTS: dict[tuple, object] = {}  # built once per engine, form, table, columns, returning
 
 
 @dataclass(frozen=True)
