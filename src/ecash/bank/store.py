@@ -62,8 +62,8 @@ def _ping_when_idle(engine: Engine) -> None:
     """Check a pooled connection before use if it sat idle ``PING_AFTER_S``; a
     dead one is replaced (the pool retries on ``DisconnectionError``).
 
-    ``pool_pre_ping`` would check on every checkout: a round trip per
-    transaction, a tenth of the bank's CPU on a withdrawal. A connection used
+    ``pool_pre_ping`` would check on every checkout: one more round trip per
+    transaction, on the bank's and the server's CPU. A connection used
     within the last second is trusted; if the server went away in that second,
     the transaction fails as a disconnect (the pool is then refreshed) and
     :func:`retrying` runs it again."""
