@@ -270,3 +270,14 @@ def test_concurrent_claims_of_one_identity_merchant_id_or_key(env):
     key = SigningKey.from_seed(b"\x09" * 32).public_key
     certs = _at_once(n, lambda i: shops[i].certify(key))
     assert len(set(certs)) == 1 and certs[0].public_key == key
+
+
+def test_an_accounts_merchant_id_is_learnt_once_it_is_set(env):
+    """Deposits find the payee by the remembered merchant_id: an account that
+    is not a merchant yet must not be remembered as none."""
+    account_id, _ = env.operator.open_account("Later a shop")
+    with env.bank.engine.connect() as conn:
+        pk = env.bank.account_pk(conn, account_id).id
+    assert env.bank.merchant_id_of(pk) is None
+    env.operator.register_merchant(account_id, "late-shop")
+    assert env.bank.merchant_id_of(pk) == "late-shop"

@@ -81,9 +81,7 @@ class DepositMixin:
         if len(spends) > self.config.max_deposit_batch:
             raise BankError("batch_too_large", f"at most {self.config.max_deposit_batch}"
                             " transcripts per batch", 413)
-        with self.engine.connect() as conn:
-            me = self.account_row(conn, depositor_pk)
-        payee = self.config.bank_merchant_id if redemption else me.merchant_id
+        payee = self.config.bank_merchant_id if redemption else self.merchant_id_of(depositor_pk)
         if payee is None:
             raise forbidden("this account is not a merchant")
         items = self._precheck(spends, payee)

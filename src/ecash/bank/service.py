@@ -85,6 +85,7 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         self._principals: dict[bytes, Principal] = {}
         self._account_pks: dict[str, int] = {}
         self._identity_hint: dict[int, bytes | None] = {}  # see start_withdrawal
+        self._merchant_ids: dict[int, str] = {}  # see merchant_id_of
         self.verify_pool = None  # a ProcessPoolExecutor, when workers < cores
 
     # --- time ---------------------------------------------------------------
@@ -393,6 +394,19 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
             conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                 merchant_id=merchant_id))
             return self._issue(conn, "merchant", row.id)
+
+    def merchant_id_of(self, account_pk: int) -> str | None:
+        """The account's merchant_id; once set it never changes, so it is
+        remembered (an account not yet a merchant is always looked up)."""
+        merchant_id = self._merchant_ids.get(account_pk)
+        if merchant_id is None:
+            with self.engine.connect() as conn:
+                merchant_id = self.account_row(conn, account_pk).merchant_id
+            if merchant_id is not None:
+                if len(self._merchant_ids) > 100_000:
+                    self._merchant_ids.clear()
+                self._merchant_ids[account_pk] = merchant_id
+        return merchant_id
 
     def merchant_info(self, account_pk: int) -> dict:
         with self.engine.connect() as conn:
