@@ -189,6 +189,7 @@ def raw_costs(n: int) -> dict[str, float]:
 
 
 RAW_OPS = 1000  # per group operation and run: about 0.2 s for a raw figure
+RAW_SAMPLE_OPS = 40  # the same, between two withdrawal batches
 
 
 def withdraw_raw_us(raw: dict[str, float]) -> float:
@@ -253,7 +254,12 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     holder.answer(*(lambda o: (o, holder.blind(o)))(holder.start(BATCH)))  # warm up
     coins = []
     server_time = 0.0
-    raw_before = withdraw_raw_us(raw_costs(RAW_OPS))
+    # the raw cost is sampled between the batches, in this process while the
+    # bank waits for the next request: this machine's speed drifts by 10% or
+    # more within a minute, and a figure taken once would compare the bank
+    # with a machine of another speed
+    raws = [withdraw_raw_us(raw_costs(RAW_OPS))]
+    sampling = 0.0
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -266,12 +272,13 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
                                        [s.challenges for s in states])
         server_time += time.perf_counter() - a
         coins += [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
-    wall = time.perf_counter() - t0
+        a = time.perf_counter()
+        raws.append(withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS)))
+        sampling += time.perf_counter() - a
+    wall = time.perf_counter() - t0 - sampling
     cpu1 = cpu_seconds(pid)
-    # the raw cost just before and just after: this machine's speed drifts by
-    # 10% or more within a minute, so a figure taken at the start of the run
-    # would compare the bank with a machine of another speed
-    raw = (raw_before + withdraw_raw_us(raw_costs(RAW_OPS))) / 2
+    raws.append(withdraw_raw_us(raw_costs(RAW_OPS)))
+    raw = statistics.median(raws)
     n_w = n_batches * BATCH
     bank_cpu = (cpu1[0] - cpu0[0]) / n_w * 1e6
     pg_cpu = (cpu1[1] - cpu0[1]) / n_w * 1e6 if engine == "postgres" else 0.0
