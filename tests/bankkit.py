@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ecash.bank.api import create_app
-from ecash.bank.client import BankClient
+from ecash.bank.client import BankClient, BankHTTPError
 from ecash.bank.config import BankConfig
 from ecash.bank.ratelimit import RateLimiter
 from ecash.bank.server import ThreadedServer
@@ -204,6 +205,27 @@ def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
 
 
 # --- helpers of the bank suite (tests/bank) ----------------------------------
+
+def at_once(n: int, fn) -> list[object]:
+    """``fn(i)`` from ``n`` threads released together; the results in order, a
+    refusal as its ``BankHTTPError``."""
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BankHTTPError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
 
 ENGINES = ["sqlite", "postgres"]
 

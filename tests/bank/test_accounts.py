@@ -3,8 +3,6 @@ merchants and certificates, over HTTP."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from ecash.bank.client import BankHTTPError
@@ -15,6 +13,7 @@ from ecash.wire import json as wj
 
 from ..bankkit import (
     assert_audit_ok,
+    at_once,
     balance_of,
     raw,
     refused,
@@ -217,23 +216,8 @@ def test_merchants_and_certificates(env):
 
 
 def _at_once(n: int, fn) -> list:
-    """Run ``fn(i)`` on ``n`` threads released together; results or refusals."""
-    barrier = threading.Barrier(n)
-    out: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = fn(i)
-        except BankHTTPError as exc:
-            out[i] = (exc.status, exc.code)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    """``at_once``, a refusal as its ``(status, code)``."""
+    return [(r.status, r.code) if isinstance(r, BankHTTPError) else r for r in at_once(n, fn)]
 
 
 def _race_round(env, n: int, tag: str) -> None:

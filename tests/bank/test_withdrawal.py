@@ -4,8 +4,6 @@ answered by another bank instance on the same database."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -19,6 +17,7 @@ from ecash.crypto.withdrawal import user_finish
 from ..bankkit import (
     ENGINES,
     assert_audit_ok,
+    at_once,
     balance_of,
     dropping_client,
     refused,
@@ -36,26 +35,15 @@ def sessions(env, state: str | None = None) -> int:
         return conn.execute(stmt).scalar_one()
 
 
-def at_once(n: int, url: str, token: str, call) -> list[object]:
+def at_once_on_own_clients(n: int, url: str, token: str, call) -> list[object]:
     """``call(client, i)`` from ``n`` threads released together, each on its own
-    connection; the results in order, a refusal as its ``BankHTTPError``."""
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def run(i: int) -> None:
-        with BankClient(url, token) as c:
-            barrier.wait()
-            try:
-                results[i] = call(c, i)
-            except BankHTTPError as exc:
-                results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    connection (see ``at_once``)."""
+    clients = [BankClient(url, token) for _ in range(n)]
+    try:
+        return at_once(n, lambda i: call(clients[i], i))
+    finally:
+        for c in clients:
+            c.close()
 
 
 def test_full_withdrawal_and_deposit(env):
@@ -289,7 +277,7 @@ def test_concurrent_answers_never_exceed_the_daily_limit(engine, tmp_path):
             offer, states = opened[i]
             return c.answer(alice.account_id, offer["session_id"], [s.challenges for s in states])
 
-        results = at_once(n, env.url, token_of(alice.client), answer)
+        results = at_once_on_own_clients(n, env.url, token_of(alice.client), answer)
         ok = [r for r in results if isinstance(r, list)]
         refusals = [r for r in results if isinstance(r, BankHTTPError)]
         assert len(ok) == 7 and len(refusals) == 3
@@ -320,8 +308,9 @@ def test_concurrent_starts_never_exceed_the_open_commitment_cap(engine, tmp_path
     with running_bank(engine, tmp_path, config) as env:
         alice = env.holder("Alice", funds=1000)
         live = {k.value: k.key_id for k in env.operator.keyset().keys}
-        results = at_once(10, env.url, token_of(alice.client), lambda c, _: c.start_withdrawal(
-            alice.account_id, [live[1], live[2]]))
+        results = at_once_on_own_clients(
+            10, env.url, token_of(alice.client),
+            lambda c, _: c.start_withdrawal(alice.account_id, [live[1], live[2]]))
         opened = [r for r in results if isinstance(r, dict)]
         refusals = [r for r in results if isinstance(r, BankHTTPError)]
         assert len(opened) == 3 and len(refusals) == 7  # 3 sessions of 2 coins: the cap

@@ -28,23 +28,16 @@ from .schema import (
 
 def post(conn: Connection, at: int, kind: str, debit: str, credit: str, amount: int,
          ref: str) -> bool:
-    """Add one journal row; False (and nothing written) if ``(kind, ref, debit)``
-    was posted before, which makes retried operations idempotent."""
-    return bool(post_many(conn, at, ref, [(kind, debit, credit, amount)]))
-
-
-def post_many(conn: Connection, at: int, ref: str,
-              entries: list[tuple[str, str, str, int]]) -> int:
-    """Add ``(kind, debit, credit, amount)`` rows under one ``ref`` in one
-    statement, skipping zero amounts and rows posted before; how many went in
-    (plus the zero ones, which count as posted)."""
-    if any(amount < 0 for *_, amount in entries):
+    """Add one journal row (none for a zero amount, which counts as posted);
+    False (and nothing written) if ``(kind, ref, debit)`` was posted before,
+    which makes retried operations idempotent."""
+    if amount < 0:
         raise ValueError("journal amounts are non-negative")
-    rows = [{"at": at, "kind": kind, "debit": debit, "credit": credit, "amount": amount,
-             "ref": ref} for kind, debit, credit, amount in entries if amount]
-    zero = len(entries) - len(rows)
-    return zero + len(store.insert_ignoring_conflicts(conn, journal, rows,
-                                                      returning=(journal.c.id,)))
+    if amount == 0:
+        return True
+    row = {"at": at, "kind": kind, "debit": debit, "credit": credit, "amount": amount,
+           "ref": ref}
+    return bool(store.insert_ignoring_conflicts(conn, journal, [row], returning=(journal.c.id,)))
 
 
 @dataclass(frozen=True)

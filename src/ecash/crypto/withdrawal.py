@@ -47,12 +47,6 @@ class CommitmentNonces:
         return group.nonzero(group.reduce_wide(mac.digest()), "w")
 
 
-def derive_commitment_nonce(bank_secret: bytes, session_nonce: bytes, index: int,
-                            branch: int) -> int:
-    """One ``w`` of :class:`CommitmentNonces`."""
-    return CommitmentNonces(bank_secret, session_nonce)(index, branch)
-
-
 def bank_commit(I_g2: bytes, w: int) -> Commitment:
     """Step 1 for one branch: ``a = g^w``, ``b = (I*g2)^w``."""
     group.nonzero(w, "w")
