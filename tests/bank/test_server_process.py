@@ -61,11 +61,11 @@ def wait_gone(pids: set[int], timeout: float = 15) -> set[int]:
     return left
 
 
-def start(db: str, keys: Path) -> tuple[subprocess.Popen, str]:
+def start(db: str, keys: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("ecash")), "bank", "serve",
                              "--db", db, "--keys", str(keys), "--port", str(port),
-                             "--workers", "1"],
+                             "--workers", str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -117,3 +117,85 @@ def test_a_worker_that_starts_after_its_parent_died_exits():
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def spawned_workers(pid: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    out = set()
+    for p in alive(descendants(pid)):
+        try:
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes():
+                out.add(p)
+        except OSError:
+            continue
+    return out
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
+    """The supervisor sleeps until a worker exits (no polling) and restarts it;
+    a SIGTERM wakes it at once and takes every worker down with it."""
+    db = f"sqlite:///{tmp_path / 'bank.db'}"
+    bank, _ = Bank.init(db, tmp_path / "keys")
+    bank.engine.dispose()
+    proc, url = start(db, tmp_path / "keys", workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while len(first := spawned_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = spawned_workers(proc.pid)
+            if victim not in now and len(now) == 2:
+                break
+            time.sleep(0.1)
+        assert victim not in now and len(now) == 2, "the killed worker was not replaced"
+        with BankClient(url, timeout=5) as client:
+            for _ in range(6):  # both workers answer (SO_REUSEPORT spreads connections)
+                assert client.http.get("/v1/health").json() == {"status": "ok"}
+        everyone = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert wait_gone(everyone) == set(), "workers outlived the supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in alive(descendants(proc.pid)):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_an_idle_server_ticks_once_a_second_and_stops_at_once():
+    """uvicorn's loop wakes ten times a second; ours once, yet a stop request
+    still ends it without waiting for the next tick, and responses keep a
+    Date header."""
+    import httpx
+
+    from ecash.bank.server import ThreadedServer
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = ThreadedServer(app)
+    ticks = []
+    real_tick = server.server.on_tick
+
+    async def counting_tick(counter: int) -> bool:
+        ticks.append(time.monotonic())
+        return await real_tick(counter)
+
+    server.server.on_tick = counting_tick
+    with server as url:
+        assert "date" in httpx.get(url).headers
+        first = len(ticks)
+        time.sleep(3)
+        idle_ticks = len(ticks) - first
+        requested = time.monotonic()
+        server.server.request_exit()
+        server.thread.join(timeout=10)
+        assert not server.thread.is_alive()
+    assert 1 <= idle_ticks <= 4, f"{idle_ticks} ticks in 3 s"
+    # the tick that ends the loop ran on the request, not up to a second later
+    assert ticks[-1] - requested < 0.5

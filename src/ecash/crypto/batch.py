@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import threading
 import time
 from collections.abc import Sequence
@@ -64,12 +65,19 @@ def make_pool(processes: int | None = None) -> ProcessPoolExecutor:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Exit once ``parent`` is no longer this process's parent. The pid is
-    passed in, not read here: a worker still starting when its parent is killed
-    would read its new parent (init or a subreaper) and watch it forever."""
+    """Exit once ``parent`` has exited. The pid is passed in, not read here: a
+    worker still starting when its parent is killed would read its new parent
+    (init or a subreaper) and watch it forever. A pidfd of the parent turns
+    readable when it exits, so the watch sleeps instead of polling."""
 
     def watch() -> None:
-        while os.getppid() == parent:
+        try:
+            fd = os.pidfd_open(parent)
+        except (AttributeError, OSError):  # no pidfd here, or the parent is gone
+            fd = None
+        if fd is not None and os.getppid() == parent:  # the pid was not reused
+            select.select([fd], [], [])
+        while os.getppid() == parent:  # without a pidfd
             time.sleep(0.5)
         os._exit(0)
 
