@@ -23,7 +23,7 @@ from . import metrics
 from .errors import BankError, conflict, not_found
 from .ledger import LoadFlows, flows_of, load_flows, post
 from .schema import withdraw_sessions
-from .store import Sql, retrying, run
+from .store import Sql, plain_transaction, retrying, run
 
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
@@ -105,7 +105,7 @@ class WithdrawMixin:
         commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
         now = self.now()
         session_id = secrets.token_bytes(16)
-        with self.engine.begin() as conn:
+        with plain_transaction(self.engine) as conn:
             locked, (open_row,) = run(conn, (_LOCK_ACCOUNT, {"pk": account_pk}),
                                       (_OPEN_COINS, {"pk": account_pk, "now": now}))
             acct = _Account(*locked[0])  # the lock serialises the cap check
@@ -154,7 +154,7 @@ class WithdrawMixin:
     def _answer(self, account_pk, session_id, challenges, packed):  # type: ignore[no-untyped-def]
         now = self.now()
         me = f"acct:{account_pk}"
-        with self.engine.begin() as conn:
+        with plain_transaction(self.engine) as conn:
             # session, account and the account's load flows in one round trip;
             # the flows are read after the account lock, before any redemption
             found, locked, (flows_row,) = run(
