@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,24 +83,31 @@ def start(db: str, keys: Path, workers: int = 1) -> tuple[subprocess.Popen, str]
                 time.sleep(0.1)
 
 
+@contextmanager
+def serving(db: str, keys: Path, workers: int = 1) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``ecash bank serve`` for one test; whatever it left running is killed."""
+    proc, url = start(db, keys, workers)
+    try:
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in alive(descendants(proc.pid)):
+            os.kill(p, signal.SIGKILL)
+
+
 @pytest.mark.skipif(default_processes() < 2, reason="one core: no verification pool")
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_verification_pool_dies_with_the_server(tmp_path, how):
     db = f"sqlite:///{tmp_path / 'bank.db'}"
     bank, _ = Bank.init(db, tmp_path / "keys")
     bank.engine.dispose()
-    proc, _url = start(db, tmp_path / "keys")
-    try:
+    with serving(db, tmp_path / "keys") as (proc, _url):
         pool = descendants(proc.pid)
         assert len(pool) >= default_processes()  # the workers, started with the server
         proc.send_signal(how)
         proc.wait(30)
         assert wait_gone(pool) == set(), "verification workers outlived the bank server"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for p in alive(descendants(proc.pid)):
-            os.kill(p, signal.SIGKILL)
 
 
 def test_a_worker_that_starts_after_its_parent_died_exits():
@@ -137,8 +146,7 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
     db = f"sqlite:///{tmp_path / 'bank.db'}"
     bank, _ = Bank.init(db, tmp_path / "keys")
     bank.engine.dispose()
-    proc, url = start(db, tmp_path / "keys", workers=2)
-    try:
+    with serving(db, tmp_path / "keys", workers=2) as (proc, url):
         deadline = time.monotonic() + 30
         while len(first := spawned_workers(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -159,11 +167,6 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert wait_gone(everyone) == set(), "workers outlived the supervisor"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for p in alive(descendants(proc.pid)):
-            os.kill(p, signal.SIGKILL)
 
 
 def test_an_idle_server_ticks_once_a_second_and_stops_at_once():
