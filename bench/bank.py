@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from rich.table import Table
 from ecash.bank.client import BankClient
 from ecash.bank.server import free_port
 from ecash.bank.service import Bank
+from ecash.bank.store import scratch_database
 from ecash.crypto import group
 from ecash.crypto import registration as reg
 from ecash.crypto.batch import default_processes, make_pool, verify_spends
@@ -88,19 +88,8 @@ def database(engine: str, tmp: Path, pg_admin: str):
     if engine == "sqlite":
         yield f"sqlite:///{tmp / 'bank.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    name = "ecash_bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(pg_admin.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield pg_admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with scratch_database(pg_admin, "ecash_bench_") as url:
+        yield url
 
 
 @contextmanager

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -111,19 +110,10 @@ def store_location(tmp: Path, pg: str | None):
     if not pg:
         yield str(tmp / "terminal.db"), "sqlite (WAL, synchronous=FULL)"
         return
-    from sqlalchemy import create_engine, text
+    from ecash.bank.store import scratch_database
 
-    name = "ecash_bench_" + uuid.uuid4().hex[:10]
-    admin = create_engine(pg.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield pg.rsplit("/", 1)[0] + "/" + name, "postgresql"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with scratch_database(pg, "ecash_bench_") as url:
+        yield url, "postgresql"
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from ecash.bank.api import create_app
 from ecash.bank.client import BankClient, BankHTTPError
@@ -23,6 +22,7 @@ from ecash.bank.config import BankConfig
 from ecash.bank.ratelimit import RateLimiter
 from ecash.bank.server import ThreadedServer
 from ecash.bank.service import Bank
+from ecash.bank.store import scratch_database
 from ecash.crypto import group
 from ecash.crypto import registration as reg
 from ecash.crypto.coin import Coin, CoinSecrets
@@ -55,17 +55,8 @@ def fresh_database(engine_name: str, tmp: Path) -> Iterator[str]:
         raise RuntimeError("PostgreSQL is required in CI")
     if not pg_available():
         pytest.skip("no PostgreSQL server (set ECASH_TEST_PG)")
-    name = "ecash_t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with scratch_database(PG_URL, "ecash_t_") as url:
+        yield url
 
 
 class Clock:

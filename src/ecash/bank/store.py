@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,33 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:
             raise DisconnectionError(str(exc)) from exc
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database next to ``admin_url``'s, dropped on exit
+    (tests, benchmarks). The drop is retried while it is refused for lack of
+    privilege: an autovacuum worker runs as the superuser, and a plain role's
+    ``WITH (FORCE)`` may not terminate it, but it ends within moments."""
+    name = prefix + uuid.uuid4().hex[:12]
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f"CREATE DATABASE {name}"))
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        for attempt in range(100):
+            try:
+                with admin.connect() as c:
+                    c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                break
+            except DBAPIError as exc:
+                if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege) \
+                        or attempt == 99:
+                    raise
+                time.sleep(0.1)
+        admin.dispose()
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
