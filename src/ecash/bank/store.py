@@ -8,7 +8,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,7 +224,10 @@ def plain_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
         except BaseException:
             if not conn.invalidated and not driver.broken and _in_transaction(driver):
-                driver.execute("ROLLBACK")
+                # a failed ROLLBACK must not hide the error; the pool's reset
+                # on return then deals with the connection
+                with suppress(psycopg.Error):
+                    driver.execute("ROLLBACK")
             raise
         if _in_transaction(driver):  # left without run(commit=True)
             try:
