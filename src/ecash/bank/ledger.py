@@ -40,6 +40,21 @@ def post(conn: Connection, at: int, kind: str, debit: str, credit: str, amount: 
     return bool(store.insert_ignoring_conflicts(conn, journal, [row], returning=(journal.c.id,)))
 
 
+# The same row as post() writes, as a step for store.run (the withdrawal's
+# hot path); a row posted before is skipped just the same.
+POST = store.Sql("INSERT INTO journal (at, kind, debit, credit, amount, ref) VALUES (%(at)s,"
+                 " %(kind)s, %(debit)s, %(credit)s, %(amount)s, %(ref)s) ON CONFLICT DO NOTHING")
+
+
+def post_step(at: int, kind: str, debit: str, credit: str, amount: int,
+              ref: str) -> tuple[store.Sql, dict]:
+    """:func:`post` as a :data:`POST` step for :func:`store.run` (a non-zero amount)."""
+    if amount <= 0:
+        raise ValueError("a journal step moves a positive amount")
+    return POST, {"at": at, "kind": kind, "debit": debit, "credit": credit, "amount": amount,
+                  "ref": ref}
+
+
 @dataclass(frozen=True)
 class LoadFlows:
     loaded_today: int

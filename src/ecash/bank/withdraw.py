@@ -21,7 +21,7 @@ from ..crypto.payment import Spend
 from ..crypto.withdrawal import CommitmentNonces, bank_choose_branches
 from . import metrics
 from .errors import BankError, conflict, not_found
-from .ledger import LoadFlows, flows_of, load_flows, post
+from .ledger import LoadFlows, flows_of, load_flows, post, post_step
 from .schema import withdraw_sessions
 from .store import Sql, plain_transaction, retrying, run
 
@@ -47,8 +47,6 @@ _INSERT_SESSION = Sql(
 _LOCK_SESSION = Sql("SELECT account, kind, state, expires_at, n_coins, total, key_ids, nonce,"
                     " challenges, answers, redeem, redeem_total"
                     " FROM withdraw_sessions WHERE id = %(sid)s FOR UPDATE")
-_JOURNAL = Sql("INSERT INTO journal (at, kind, debit, credit, amount, ref) VALUES (%(now)s,"
-               " %(kind)s, %(debit)s, 'liability', %(amount)s, %(ref)s) ON CONFLICT DO NOTHING")
 _SET_BALANCE = Sql("UPDATE accounts SET balance = %(balance)s WHERE id = %(pk)s")
 _MARK_ANSWERED = Sql("UPDATE withdraw_sessions SET state = 'answered', challenges = %(packed)s,"
                      " answered_at = %(now)s, answers = %(blob)s WHERE id = %(sid)s")
@@ -198,8 +196,7 @@ class WithdrawMixin:
                 key = self.key(s.key_ids[j * 32:(j + 1) * 32], conn)
                 w = nonces(j, beta)
                 answers.append((beta, ((c1 if beta else c0) * key.x + w) % group.q))
-            journal = [(_JOURNAL, {"now": now, "kind": kind, "debit": me, "amount": amount,
-                                   "ref": ref})
+            journal = [post_step(now, kind, me, "liability", amount, ref)
                        for kind, amount in (("exchange", s.total - loaded), ("load", loaded))
                        if amount]
             run(conn, *journal,
