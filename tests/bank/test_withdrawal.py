@@ -5,13 +5,17 @@ answered by another bank instance on the same database."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ecash.bank.client import BankClient, BankHTTPError, BankUnreachable
 from ecash.bank.config import BankConfig
 from ecash.bank.schema import withdraw_sessions
+from ecash.bank.withdraw import check_challenges
 from ecash.crypto import group
 from ecash.crypto.coin import verify_coin
+from ecash.crypto.errors import EcashError
 from ecash.crypto.withdrawal import user_finish
 
 from ..bankkit import (
@@ -139,6 +143,22 @@ def test_other_challenges_for_an_answered_session_refused(env):
     assert alice.client.answer(alice.account_id, offer["session_id"], challenges) == answers
     assert balance_of(env, alice.account_id) == 992
     assert_audit_ok(env)
+
+
+def test_non_canonical_or_zero_challenge_refused_session_still_answerable(env):
+    alice = env.holder("Alice", funds=1000)
+    offer, states = alice.start([4, 4, 4])
+    good = [s.challenges for s in states]
+    for bad, code in ((group.q, "non_canonical_scalar"), (2**256 - 1, "non_canonical_scalar"),
+                      (0, "zero_scalar")):
+        challenges = [good[0], (good[1][0], bad), good[2]]
+        with refused(422, code) as problem:
+            alice.client.answer(alice.account_id, offer["session_id"], challenges)
+        assert "challenges[1][1]" in problem.value.detail
+    assert balance_of(env, alice.account_id) == 1000
+    answers = alice.client.answer(alice.account_id, offer["session_id"], good)
+    assert [user_finish(s, r, b) for s, (b, r) in zip(states, answers, strict=True)]
+    assert balance_of(env, alice.account_id) == 988
 
 
 def test_expired_session_refused_nothing_debited(env):
@@ -316,3 +336,21 @@ def test_concurrent_starts_never_exceed_the_open_commitment_cap(engine, tmp_path
         assert len(opened) == 3 and len(refusals) == 7  # 3 sessions of 2 coins: the cap
         assert {(r.status, r.code) for r in refusals} == {(429, "too_many_open_commitments")}
         assert sessions(env, "open") == 3
+
+
+@given(st.lists(st.sampled_from([0, 1, 2**252 - 1, group.q - 1, group.q, group.q + 1,
+                                 2**252 + 2**200, 2**255, 2**256 - 1]) | st.integers(0, 2**256 - 1),
+                min_size=2, max_size=12).filter(lambda v: len(v) % 2 == 0))
+def test_challenge_bulk_check_agrees_with_one_by_one(values):
+    """The bulk test (last byte, zero run) refuses exactly what decoding each
+    scalar and requiring it non-zero refuses, and names the first bad one."""
+    packed = b"".join(v.to_bytes(32, "little") for v in values)
+    first_bad = next((i for i, v in enumerate(values) if not 0 < v < group.q), None)
+    if first_bad is None:
+        check_challenges(packed)
+        return
+    with pytest.raises(EcashError) as info:
+        check_challenges(packed)
+    assert f"challenges[{first_bad // 2}][{first_bad % 2}]" in str(info.value)
+    assert info.value.code == ("zero_scalar" if values[first_bad] == 0
+                               else "non_canonical_scalar")

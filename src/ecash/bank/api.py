@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..crypto import group
 from ..crypto import registration as reg
 from ..crypto.errors import EcashError
 from ..wire import json as wj
@@ -300,12 +299,10 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         for i, pair in enumerate(raw):
             if not isinstance(pair, list) or len(pair) != 2:
                 raise EcashError(f"challenges[{i}]: expected [c0, c1]", "bad_type")
-        flat = wj.scalar_items([c for pair in raw for c in pair],
-                               lambda i: f"challenges[{i // 2}][{i % 2}]")
-        pairs = list(zip(flat[::2], flat[1::2], strict=True))
-        answers = await call(bank.answer_withdrawal, pk, sid, pairs)
-        return ok({"answers": [{"beta": b, "r": group.encode_scalar(r).hex()}
-                               for b, r in answers]})
+        packed = wj.hex_items([c for pair in raw for c in pair], 32,
+                              lambda i: f"challenges[{i // 2}][{i % 2}]")
+        answers = await call(bank.answer_withdrawal, pk, sid, packed)
+        return ok({"answers": [{"beta": b, "r": r.hex()} for b, r in answers]})
 
     @app.get("/v1/accounts/{account_id}/withdrawals")
     async def withdrawal_records(account_id: str, request: Request) -> Response:

@@ -10,12 +10,13 @@ are refused, and expired sessions are never answered.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import select
 
 from ..crypto import group
+from ..crypto.errors import EcashError
 from ..crypto.params import g2
 from ..crypto.payment import Spend
 from ..crypto.withdrawal import CommitmentNonces, bank_choose_branches
@@ -28,22 +29,43 @@ from .store import Sql, plain_transaction, retrying, run
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
 ANSWER_BYTES = 33  # beta || r
+CHALLENGE_PAIR_BYTES = 64  # c0 || c1
+_ZERO = bytes(32)
 
 
 # The two transactions of a withdrawal run as plain SQL (see store.Sql): through
 # SQLAlchemy they cost the bank as much CPU as a third of the coins' group work.
-# The open-coin count is read after the account lock, never as a subquery of
-# it: on PostgreSQL (READ COMMITTED) that would read the snapshot taken before
-# the wait, missing the session a concurrent start has just committed.
 _LOCK_ACCOUNT = Sql("SELECT status, identity, balance, daily_load_limit, net_load_limit"
                     " FROM accounts WHERE id = %(pk)s FOR UPDATE")
-_OPEN_COINS = Sql("SELECT coalesce(sum(n_coins), 0) FROM withdraw_sessions"
-                  " WHERE account = %(pk)s AND state = 'open' AND expires_at > %(now)s")
-_INSERT_SESSION = Sql(
-    "INSERT INTO withdraw_sessions (id, account, kind, state, nonce, created_at, expires_at,"
-    " n_coins, total, key_ids, commitments, redeem, redeem_total) VALUES (%(id)s, %(pk)s,"
-    " %(kind)s, 'open', %(nonce)s, %(now)s, %(expires_at)s, %(n)s, %(total)s, %(key_ids)s,"
-    " %(commitments)s, %(redeem)s, %(redeem_total)s)")
+_OPEN_COINS_SQL = ("SELECT coalesce(sum(n_coins), 0) FROM withdraw_sessions"
+                   " WHERE account = %(pk)s AND state = 'open' AND expires_at > %(now)s")
+_OPEN_COINS = Sql(_OPEN_COINS_SQL)
+
+
+def _insert_session(*extra: str) -> Sql:
+    """The session row, inserted only if the account (already locked by the
+    statement before) may open it: active, the identity the commitments were
+    made for, the funds, the open-commitment cap. One round trip opens a
+    session; a refusal inserts nothing and is explained from the locked row.
+
+    The open-coin count is a subquery of its own statement, run after the lock
+    was granted: on PostgreSQL (READ COMMITTED) a statement's snapshot is taken
+    when it starts, so a count inside the locking statement would miss the
+    session a concurrent start had committed while this one waited."""
+    names = ("id", "account", "kind", "state", "nonce", "created_at", "expires_at", "n_coins",
+             "total", "key_ids", "commitments", *extra)
+    values = ("%(id)s", "%(pk)s", "%(kind)s", "'open'", "%(nonce)s", "%(now)s",
+              "%(expires_at)s", "%(n)s", "%(total)s", "%(key_ids)s", "%(commitments)s",
+              *(f"%({c})s" for c in extra))
+    return Sql(f"INSERT INTO withdraw_sessions ({', '.join(names)}) SELECT {', '.join(values)}"
+               " FROM accounts WHERE id = %(pk)s AND status = 'active'"
+               " AND identity = %(identity)s AND balance + %(redeem_total)s >= %(total)s"
+               f" AND ({_OPEN_COINS_SQL}) + %(n)s <= %(cap)s RETURNING 1")
+
+
+# two forms: a NULL parameter in a SELECT list would reach PostgreSQL as text
+_INSERT_WITHDRAWAL = _insert_session()
+_INSERT_EXCHANGE = _insert_session("redeem", "redeem_total")
 _LOCK_SESSION = Sql("SELECT account, kind, state, expires_at, n_coins, total, key_ids, nonce,"
                     " challenges, answers, redeem, redeem_total"
                     " FROM withdraw_sessions WHERE id = %(sid)s FOR UPDATE")
@@ -75,10 +97,6 @@ class _Session(NamedTuple):
     redeem_total: int
 
 
-def pack_scalars(values: Sequence[int]) -> bytes:
-    return b"".join(group.encode_scalar(v) for v in values)
-
-
 class WithdrawMixin:
     def start_withdrawal(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
                          redeem: Sequence[Spend] | None = None) -> dict:
@@ -88,68 +106,76 @@ class WithdrawMixin:
         n = len(key_ids)
         if not 1 <= n <= cfg.max_coins_per_session:
             raise BankError("bad_coin_count", f"ask for 1 to {cfg.max_coins_per_session} coins")
-        infos = [self.withdrawable_key(k) for k in key_ids]
-        total = sum(i.public.value for i in infos)
+        keys = {k: self.withdrawable_key(k) for k in dict.fromkeys(key_ids)}  # each key once
+        total = sum(keys[k].public.value for k in key_ids)
         redeem_blob, redeem_total = None, 0
         if redeem is not None:
             redeem_blob, redeem_total = self.check_redemption(redeem)
         # The commitments (the costly part) are made before the transaction, for
-        # the identity last seen on this account; the locked row confirms it.
+        # the identity last seen on this account; the insert requires that one.
         identity = self._identity_hint.get(account_pk)
         if identity is None:
             with self.engine.connect() as conn:
                 identity = self.account_row(conn, account_pk).identity
-        nonce = secrets.token_bytes(32)
-        commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
-        now = self.now()
-        session_id = secrets.token_bytes(16)
-        with plain_transaction(self.engine) as conn:
-            locked, (open_row,) = run(conn, (_LOCK_ACCOUNT, {"pk": account_pk}),
-                                      (_OPEN_COINS, {"pk": account_pk, "now": now}))
-            acct = _Account(*locked[0])  # the lock serialises the cap check
-            if acct.status != "active":
-                raise BankError("account_not_active", f"account is {acct.status}", 403)
-            if acct.identity is None:
-                raise BankError("identity_not_registered", "register an identity first", 409)
-            if total > acct.balance + redeem_total:
-                raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
-            outstanding = int(open_row[0])
-            if outstanding + n > cfg.max_outstanding_coins:
-                raise BankError("too_many_open_commitments",
-                                f"{outstanding} commitments are open; finish or let them"
-                                " expire first", 429)
-            if acct.identity != identity:  # registered meanwhile (rare): commit anew
-                identity = acct.identity
-                commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
-            run(conn, (_INSERT_SESSION, {
-                "id": session_id, "pk": account_pk, "kind": "exchange" if redeem else "withdraw",
-                "nonce": nonce, "now": now, "expires_at": now + cfg.session_ttl_s, "n": n,
-                "total": total, "key_ids": b"".join(key_ids), "commitments": commitments,
-                "redeem": redeem_blob, "redeem_total": redeem_total}), commit=True)
+        params = {"pk": account_pk, "n": n, "total": total, "key_ids": b"".join(key_ids),
+                  "kind": "exchange" if redeem else "withdraw", "redeem": redeem_blob,
+                  "redeem_total": redeem_total, "cap": cfg.max_outstanding_coins}
+        for _ in range(3):  # again only when the identity was registered meanwhile
+            nonce, session_id, now = secrets.token_bytes(32), secrets.token_bytes(16), self.now()
+            commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
+            params.update(id=session_id, nonce=nonce, now=now, identity=identity,
+                          expires_at=now + cfg.session_ttl_s, commitments=commitments)
+            with plain_transaction(self.engine) as conn:
+                locked, inserted = run(conn, (_LOCK_ACCOUNT, {"pk": account_pk}),
+                                       (_INSERT_EXCHANGE if redeem else _INSERT_WITHDRAWAL,
+                                        params), commit=True)
+            if inserted:
+                break
+            acct = _Account(*locked[0])
+            self._refuse_start(account_pk, acct, identity, total, redeem_total, now)
+            identity = acct.identity  # commit anew, for the registered one
+        else:
+            raise AssertionError("an identity is registered once")
         if len(self._identity_hint) > 100_000:
             self._identity_hint.clear()
         self._identity_hint[account_pk] = identity
-        z = {i.public.key_id: self.holder_z(identity, i) for i in infos}
+        hex_id = {k: k.hex() for k in keys}
         hexed = commitments.hex()  # one conversion, sliced per commitment
         return {
             "session_id": session_id.hex(), "expires_at": now + cfg.session_ttl_s,
             "total": total, "redeem_total": redeem_total,
-            "z": {k.hex(): v.hex() for k, v in z.items()},
-            "coins": [{"key_id": key_ids[j].hex(),
+            "z": {hex_id[k]: self.holder_z(identity, info).hex() for k, info in keys.items()},
+            "coins": [{"key_id": hex_id[key_ids[j]],
                        "commitments": [hexed[j * 256 + o:j * 256 + o + 64]
                                        for o in (0, 64, 128, 192)]} for j in range(n)],
         }
 
-    def answer_withdrawal(self, account_pk: int, session_id: bytes,  # type: ignore[misc]
-                          challenges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Debit and answer one branch per coin, once (9.1, 9.2)."""
-        packed = pack_scalars([c for pair in challenges for c in pair])
-        for c in (c for pair in challenges for c in pair):
-            group.nonzero(c, "challenge")
-        answers = retrying(lambda: self._answer(account_pk, session_id, challenges, packed))
-        return answers
+    def _refuse_start(self, account_pk: int, acct: _Account,  # type: ignore[misc]
+                      identity: bytes | None, total: int, redeem_total: int, now: int) -> None:
+        """Why the locked account refused a session; returns only when its
+        identity is not the one the commitments were made for."""
+        if acct.status != "active":
+            raise BankError("account_not_active", f"account is {acct.status}", 403)
+        if acct.identity is None:
+            raise BankError("identity_not_registered", "register an identity first", 409)
+        if total > acct.balance + redeem_total:
+            raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
+        if acct.identity != identity:
+            return
+        with self.engine.connect() as conn:
+            ((outstanding,),) = run(conn, (_OPEN_COINS, {"pk": account_pk, "now": now}))[0]
+        raise BankError("too_many_open_commitments", f"{outstanding} commitments are open;"
+                        " finish or let them expire first", 429)
 
-    def _answer(self, account_pk, session_id, challenges, packed):  # type: ignore[no-untyped-def]
+    def answer_withdrawal(self, account_pk: int, session_id: bytes,  # type: ignore[misc]
+                          challenges: bytes) -> list[tuple[int, bytes]]:
+        """Debit and answer one branch per coin, once (9.1, 9.2): ``(beta, r)``
+        per coin, ``r`` encoded. ``challenges`` is ``c0 || c1`` per coin, each a
+        32-byte scalar encoding (the form they are stored and compared in)."""
+        check_challenges(challenges)
+        return retrying(lambda: self._answer(account_pk, session_id, challenges))
+
+    def _answer(self, account_pk, session_id, packed):  # type: ignore[no-untyped-def]
         now = self.now()
         me = f"acct:{account_pk}"
         with plain_transaction(self.engine) as conn:
@@ -168,7 +194,7 @@ class WithdrawMixin:
                 return _unpack_answers(s.answers)
             if now >= s.expires_at:
                 raise BankError("session_expired", "the session expired; start a new one", 410)
-            if len(challenges) != s.n_coins:
+            if len(packed) != s.n_coins * CHALLENGE_PAIR_BYTES:
                 raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
             acct = _Account(*locked[0])
             if acct.status != "active":
@@ -189,22 +215,17 @@ class WithdrawMixin:
                 _check_limits(acct, flows_of(flows_row), loaded)
             if s.total > balance:
                 raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
-            answers = []
-            nonces = CommitmentNonces(self.keyring.nonce_key, s.nonce)
-            branches = bank_choose_branches(len(challenges))
-            for j, ((c0, c1), beta) in enumerate(zip(challenges, branches, strict=True)):
-                key = self.key(s.key_ids[j * 32:(j + 1) * 32], conn)
-                w = nonces(j, beta)
-                answers.append((beta, ((c1 if beta else c0) * key.x + w) % group.q))
+            blob = _respond(packed, s.key_ids, CommitmentNonces(self.keyring.nonce_key, s.nonce),
+                            lambda key_id: self.key(key_id, conn).x)
             journal = [post_step(now, kind, me, "liability", amount, ref)
                        for kind, amount in (("exchange", s.total - loaded), ("load", loaded))
                        if amount]
             run(conn, *journal,
                 (_SET_BALANCE, {"pk": account_pk, "balance": balance - s.total}),
-                (_MARK_ANSWERED, {"sid": session_id, "packed": packed, "now": now, "blob": b"".join(
-                    bytes([b]) + group.encode_scalar(r) for b, r in answers)}), commit=True)
+                (_MARK_ANSWERED, {"sid": session_id, "packed": packed, "now": now, "blob": blob}),
+                commit=True)
         metrics.WITHDRAWN_COINS.inc(s.n_coins)
-        return answers
+        return _unpack_answers(blob)
 
     def withdrawal_records(self, account_pk: int) -> list[dict]:  # type: ignore[misc]
         """The public record of every answered withdrawal, for a restore (4, 9.7)."""
@@ -224,7 +245,7 @@ class WithdrawMixin:
                               "commitments": [cm[o:o + 32].hex() for o in (0, 32, 64, 96)],
                               "challenges": [ch[:32].hex(), ch[32:].hex()],
                               "beta": answers[j][0],
-                              "r": group.encode_scalar(answers[j][1]).hex()})
+                              "r": answers[j][1].hex()})
             out.append({"session_id": s.id.hex(), "kind": s.kind, "answered_at": s.answered_at,
                         "coins": coins})
         return out
@@ -253,6 +274,44 @@ def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int)
     return b"".join(x for i in range(0, 2 * n, 2) for x in (a[i], b[i], a[i + 1], b[i + 1]))
 
 
-def _unpack_answers(blob: bytes) -> list[tuple[int, int]]:
-    return [(blob[i], int.from_bytes(blob[i + 1:i + 33], "little"))
-            for i in range(0, len(blob), ANSWER_BYTES)]
+def check_challenges(packed: bytes) -> None:
+    """Every challenge canonical and non-zero (9.3), checked in bulk: a scalar
+    whose last byte is below 0x10 is below 2^252 < q, and a zero scalar is 32
+    zero bytes; only a list failing either test is looked at one by one."""
+    if not packed or len(packed) % CHALLENGE_PAIR_BYTES:
+        raise BankError("bad_challenges", "expected one or more challenge pairs")
+    if max(packed[31::32]) < 0x10 and _ZERO not in packed:
+        return
+    for i in range(0, len(packed), 32):
+        what = f"challenges[{i // CHALLENGE_PAIR_BYTES}][{i // 32 % 2}]"
+        group.nonzero(_wrap(what, group.decode_scalar, packed[i:i + 32]), what)
+
+
+def _wrap(what: str, fn, arg):  # type: ignore[no-untyped-def]
+    try:
+        return fn(arg)
+    except EcashError as exc:
+        raise type(exc)(f"{what}: {exc}", exc.code) from None
+
+
+def _respond(packed: bytes, key_ids: bytes, nonces: CommitmentNonces,
+             secret_of: Callable[[bytes], int]) -> bytes:
+    """``beta || r`` per coin with ``r = c_beta * x + w_beta`` (9.2 step 3):
+    ``beta`` from the CSPRNG, each key's secret looked up once."""
+    q = group.q
+    xs: dict[bytes, int] = {}
+    out = bytearray()
+    for j, beta in enumerate(bank_choose_branches(len(packed) // CHALLENGE_PAIR_BYTES)):
+        key_id = key_ids[j * 32:(j + 1) * 32]
+        x = xs.get(key_id)
+        if x is None:
+            x = xs[key_id] = secret_of(key_id)
+        at = j * CHALLENGE_PAIR_BYTES + 32 * beta
+        r = (int.from_bytes(packed[at:at + 32], "little") * x + nonces(j, beta)) % q
+        out.append(beta)
+        out += r.to_bytes(32, "little")
+    return bytes(out)
+
+
+def _unpack_answers(blob: bytes) -> list[tuple[int, bytes]]:
+    return [(blob[i], blob[i + 1:i + 33]) for i in range(0, len(blob), ANSWER_BYTES)]

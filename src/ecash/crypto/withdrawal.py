@@ -36,15 +36,18 @@ class CommitmentNonces:
     def __init__(self, bank_secret: bytes, session_nonce: bytes) -> None:
         if len(bank_secret) < 32 or len(session_nonce) != 32:
             raise ValueError("bank secret >= 32 bytes and a 32-byte session nonce required")
-        self._keyed = hashlib.blake2b(key=bank_secret[:64], digest_size=64,
+        self._keyed = hashlib.blake2b(session_nonce, key=bank_secret[:64], digest_size=64,
                                       person=b"ECASH-1/w")
-        self._nonce = session_nonce
 
     def __call__(self, index: int, branch: int) -> int:
-        """``w`` of coin ``index``'s commitment on ``branch``."""
+        """``w`` of coin ``index``'s commitment on ``branch``: the MAC of
+        ``nonce || u32(index) || u8(branch)`` (the nonce absorbed once)."""
         mac = self._keyed.copy()
-        mac.update(self._nonce + index.to_bytes(4, "big") + bytes([branch]))
+        mac.update(index.to_bytes(4, "big") + _BRANCH[branch])
         return group.nonzero(group.reduce_wide(mac.digest()), "w")
+
+
+_BRANCH = (b"\x00", b"\x01")
 
 
 def bank_commit(I_g2: bytes, w: int) -> Commitment:

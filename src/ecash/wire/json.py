@@ -101,16 +101,6 @@ def hex_items(values: list, n: int, name: Callable[[int], str]) -> bytes:
     raise AssertionError("unreachable: some item is bad")
 
 
-def scalar_items(values: list, name: Callable[[int], str]) -> list[int]:
-    """Canonical scalars from a list of hex strings (see :func:`hex_items`)."""
-    raw = hex_items(values, 32, name)
-    out = [int.from_bytes(raw[i:i + 32], "little") for i in range(0, len(raw), 32)]
-    for i, k in enumerate(out):
-        if k >= group.q:
-            scalar(values[i], name(i))
-    return out
-
-
 def _at(what: str, exc: EcashError) -> EcashError:
     """The same error, naming the field it was found in."""
     return type(exc)(f"{what}: {exc}", exc.code)
