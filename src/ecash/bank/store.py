@@ -19,9 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from .pgpipe import Statement, pipeline
 from .schema import spent_coins
-
-_ROWS = psycopg.pq.ExecStatus.TUPLES_OK
 
 
 def make_engine(url: str) -> Engine:
@@ -197,10 +196,12 @@ class Sql:
 
     pg: str
     sqlite: str = field(init=False)
+    statement: Statement = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lite = re.sub(r"%\((\w+)\)s", r":\1", self.pg).replace(" FOR UPDATE", "")
         object.__setattr__(self, "sqlite", lite)
+        object.__setattr__(self, "statement", Statement(self.pg))
 
 
 @contextmanager
@@ -261,21 +262,12 @@ def run(conn: Connection, *steps: tuple[Sql, Mapping], commit: bool = False
     to do)."""
     driver = conn.connection.driver_connection
     if is_postgres(conn):
-        own = driver.autocommit  # a plain_transaction: BEGIN and COMMIT are ours to send
         try:
-            with driver.pipeline():
-                if own and not _in_transaction(driver):
-                    driver.execute("BEGIN")
-                cursors = [driver.execute(sql.pg, params, prepare=True) for sql, params in steps]
-                if commit:
-                    driver.execute("COMMIT") if own else driver.commit()
+            return pipeline(driver, [(sql.statement, params) for sql, params in steps],
+                            begin=not _in_transaction(driver), commit=commit)
         except psycopg.OperationalError as exc:
             _broken(conn, driver, exc)
             raise
-        # ``pgresult.status``, not ``description``: that builds a column object
-        # per column on every access, a tenth of these transactions' driver CPU
-        return [c.fetchall() if c.pgresult is not None and c.pgresult.status == _ROWS else []
-                for c in cursors]
     out = [driver.execute(sql.sqlite, params).fetchall() for sql, params in steps]
     if commit:
         driver.commit()
@@ -287,7 +279,9 @@ class Disconnected(Exception):
     raise ``DBAPIError`` with ``connection_invalidated`` instead)."""
 
 
-_RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# serialization failure, deadlock detected, a prepared statement psycopg
+# deallocated before a transaction's later pipeline (see pgpipe.pipeline)
+_RETRY_STATES = {"40001", "40P01", "26000"}
 
 
 def _transient(exc: Exception) -> bool:
