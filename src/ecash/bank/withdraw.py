@@ -66,9 +66,12 @@ def _insert_session(*extra: str) -> Sql:
 # two forms: a NULL parameter in a SELECT list would reach PostgreSQL as text
 _INSERT_WITHDRAWAL = _insert_session()
 _INSERT_EXCHANGE = _insert_session("redeem", "redeem_total")
-_LOCK_SESSION = Sql("SELECT account, kind, state, expires_at, n_coins, total, key_ids, nonce,"
-                    " challenges, answers, redeem, redeem_total"
-                    " FROM withdraw_sessions WHERE id = %(sid)s FOR UPDATE")
+# the session and its account, both locked, in one statement
+_LOCK_SESSION = Sql("SELECT s.account, s.kind, s.state, s.expires_at, s.n_coins, s.total,"
+                    " s.key_ids, s.nonce, s.challenges, s.answers, s.redeem, s.redeem_total,"
+                    " a.status, a.identity, a.balance, a.daily_load_limit, a.net_load_limit"
+                    " FROM withdraw_sessions s JOIN accounts a ON a.id = s.account"
+                    " WHERE s.id = %(sid)s AND s.account = %(pk)s FOR UPDATE")
 _SET_BALANCE = Sql("UPDATE accounts SET balance = %(balance)s WHERE id = %(pk)s")
 _MARK_ANSWERED = Sql("UPDATE withdraw_sessions SET state = 'answered', challenges = %(packed)s,"
                      " answered_at = %(now)s, answers = %(blob)s WHERE id = %(sid)s")
@@ -181,12 +184,12 @@ class WithdrawMixin:
         with plain_transaction(self.engine) as conn:
             # session, account and the account's load flows in one round trip;
             # the flows are read after the account lock, before any redemption
-            found, locked, (flows_row,) = run(
-                conn, (_LOCK_SESSION, {"sid": session_id}), (_LOCK_ACCOUNT, {"pk": account_pk}),
+            found, (flows_row,) = run(
+                conn, (_LOCK_SESSION, {"sid": session_id, "pk": account_pk}),
                 load_flows(me, today=now - now % DAY, window=now - self.config.deposit_window_s))
-            s = _Session(*found[0]) if found else None
-            if s is None or s.account != account_pk:
+            if not found:  # no such session, or another account's
                 raise not_found("withdrawal session")
+            s, acct = _Session(*found[0][:12]), _Account(*found[0][12:])
             if s.state == "answered":
                 if s.challenges != packed:
                     raise conflict("challenges_mismatch", "this session was answered for other"
@@ -196,7 +199,6 @@ class WithdrawMixin:
                 raise BankError("session_expired", "the session expired; start a new one", 410)
             if len(packed) != s.n_coins * CHALLENGE_PAIR_BYTES:
                 raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
-            acct = _Account(*locked[0])
             if acct.status != "active":
                 raise BankError("account_not_active", f"account is {acct.status}", 403)
             ref = session_id.hex()
