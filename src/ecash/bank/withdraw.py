@@ -286,14 +286,11 @@ def check_challenges(packed: bytes) -> None:
         return
     for i in range(0, len(packed), 32):
         what = f"challenges[{i // CHALLENGE_PAIR_BYTES}][{i // 32 % 2}]"
-        group.nonzero(_wrap(what, group.decode_scalar, packed[i:i + 32]), what)
-
-
-def _wrap(what: str, fn, arg):  # type: ignore[no-untyped-def]
-    try:
-        return fn(arg)
-    except EcashError as exc:
-        raise type(exc)(f"{what}: {exc}", exc.code) from None
+        try:
+            c = group.decode_scalar(packed[i:i + 32])
+        except EcashError as exc:
+            raise type(exc)(f"{what}: {exc}", exc.code) from None
+        group.nonzero(c, what)
 
 
 def _respond(packed: bytes, key_ids: bytes, nonces: CommitmentNonces,
