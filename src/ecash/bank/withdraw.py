@@ -143,14 +143,14 @@ class WithdrawMixin:
             self._identity_hint.clear()
         self._identity_hint[account_pk] = identity
         hex_id = {k: k.hex() for k in keys}
-        hexed = commitments.hex()  # one conversion, sliced per commitment
+        hexed = commitments.hex()  # one conversion, cut into the 4n commitments
+        parts = [hexed[i:i + 64] for i in range(0, len(hexed), 64)]
         return {
             "session_id": session_id.hex(), "expires_at": now + cfg.session_ttl_s,
             "total": total, "redeem_total": redeem_total,
             "z": {hex_id[k]: self.holder_z(identity, info).hex() for k, info in keys.items()},
-            "coins": [{"key_id": hex_id[key_ids[j]],
-                       "commitments": [hexed[j * 256 + o:j * 256 + o + 64]
-                                       for o in (0, 64, 128, 192)]} for j in range(n)],
+            "coins": [{"key_id": hex_id[k], "commitments": parts[4 * j:4 * j + 4]}
+                      for j, k in enumerate(key_ids)],
         }
 
     def _refuse_start(self, account_pk: int, acct: _Account,  # type: ignore[misc]
