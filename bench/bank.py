@@ -203,33 +203,38 @@ def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -
             with bank_server(db_url, tmp / "keys", workers) as (url, pid):
                 row = _measure(url, pid, op_token, engine, workers, n_batches, pool)
             if engine == "postgres":
-                row["bytes_per_deposit"] = spent_bytes_per_deposit(db_url)
+                row["bytes_per_deposit"], row["spent_coin_storage"] = \
+                    spent_bytes_per_deposit(db_url)
             return row
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def spent_bytes_per_deposit(db_url: str) -> float:
+def spent_bytes_per_deposit(db_url: str) -> tuple[float, dict[str, int]]:
     """On-disk bytes of the spent-coin table (every partition's heap, TOAST and
     indexes, main forks) per stored deposit, after a VACUUM so that what is
-    counted is what stays."""
+    counted is what stays; and the parts (with the heap pages that hold rows:
+    empty pages are free space for later deposits), to tell an outlier's cause."""
     from sqlalchemy import create_engine, text
 
     eng = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"),
                         isolation_level="AUTOCOMMIT")
     leaves = "SELECT relid FROM pg_partition_tree('spent_coins') WHERE isleaf"
+    size = ("SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE oid IN ({})")
     try:
         with eng.connect() as c:
             c.execute(text("VACUUM spent_coins"))
-            size = c.execute(text(
-                f"SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE oid IN ("
-                f"{leaves} UNION SELECT indexrelid FROM pg_index WHERE indrelid IN ({leaves})"
-                f" UNION SELECT reltoastrelid FROM pg_class WHERE oid IN ({leaves})"
-                f" AND reltoastrelid <> 0)")).scalar_one()
-            rows = c.execute(text("SELECT count(*) FROM spent_coins")).scalar_one()
+            parts = {name: int(c.execute(text(size.format(rels))).scalar_one()) for name, rels in (
+                ("heap", leaves),
+                ("indexes", f"SELECT indexrelid FROM pg_index WHERE indrelid IN ({leaves})"),
+                ("toast", f"SELECT reltoastrelid FROM pg_class WHERE oid IN ({leaves})"))}
+            parts["heap_pages_with_rows"] = int(c.execute(text(
+                "SELECT count(DISTINCT (ctid::text::point)[0]) FROM spent_coins")).scalar_one())
+            parts["rows"] = int(c.execute(text("SELECT count(*) FROM spent_coins")).scalar_one())
     finally:
         eng.dispose()
-    return float(size) / rows
+    total = parts["heap"] + parts["indexes"] + parts["toast"]
+    return float(total) / parts["rows"], parts
 
 
 def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,

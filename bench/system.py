@@ -51,7 +51,7 @@ BANK_KEYS = ("deposit_coins_per_s", "crypto_verify_coins_per_s", "deposit_to_cry
              "withdraw_coins_per_s", "withdraw_bank_cpu_us_per_coin",
              "withdraw_pg_cpu_us_per_coin", "withdraw_bank_raw_us_per_coin",
              "withdraw_bank_to_raw", "withdraw_bank_pg_to_raw", "withdraw_1coin_ms_p50",
-             "deposit_1coin_ms_p50", "bytes_per_deposit", "audit_ok")
+             "deposit_1coin_ms_p50", "bytes_per_deposit", "spent_coin_storage", "audit_ok")
 CONFIGS = (("postgres", 2), ("postgres", 1), ("sqlite", 1), ("sqlite", 2))
 console = Console(width=160)
 
