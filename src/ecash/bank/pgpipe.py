@@ -4,10 +4,10 @@ The withdrawal's transactions are a few short statements each, sent as one
 pipeline. Through psycopg's cursors such a pipeline costs the bank about
 150 µs of CPU more than the statements' own client work (a cursor, a query
 conversion and a poll-and-flush cycle per statement, measured here), and
-sends every statement in a packet of its own, each waking the server. This
-module sends the whole pipeline in one write and reads it back in one pass,
-with psycopg's own adapters (``Transformer``) for the rows and psycopg's
-error classes for failures. It serves :func:`store.run` only.
+sends every statement in a packet of its own. This module sends the whole
+pipeline in one write and reads it back in one pass, with psycopg's own
+adapters (``Transformer``) for the rows and psycopg's error classes for
+failures. It serves :func:`store.run` only.
 
 Contract of :func:`pipeline`:
 
@@ -68,6 +68,9 @@ def _name(query: bytes, types: tuple[int, ...]) -> bytes:
         digest = hashlib.blake2b(query + b"\0" + repr(types).encode(), digest_size=12)
         name = _names[key] = b"ecash_" + digest.hexdigest().encode()
     return name
+
+
+# per connection: the names prepared on it (forgotten with the connection)
 _prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[bytes]] = \
     weakref.WeakKeyDictionary()
 
