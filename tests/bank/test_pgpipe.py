@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from ecash.bank.pgpipe import Statement
-from ecash.bank.store import Disconnected, Sql, make_engine, plain_transaction, retrying, run
+from ecash.bank.store import Disconnected, Sql, make_engine, retrying, run
 
 from ..bankkit import fresh_database
 
@@ -49,22 +49,22 @@ def test_values_come_back_as_sent(engine, i, b, s):
 
 def test_a_failing_statement_stops_the_rest_and_raises_its_error(engine):
     with pytest.raises(psycopg.errors.DivisionByZero) as info, \
-            plain_transaction(engine) as conn:
+            engine.begin() as conn:
         run(conn, (INSERT, {"id": 1, "v": 10}), (FAIL, {"zero": 0}),
             (INSERT, {"id": 2, "v": 20}), commit=True)
     assert info.value.sqlstate == "22012"
-    with plain_transaction(engine) as conn:  # rolled back; the connection works
+    with engine.begin() as conn:  # rolled back; the connection works
         assert run(conn, (COUNT, {})) == [[(0, None)]]
-    with pytest.raises(psycopg.errors.UniqueViolation), plain_transaction(engine) as conn:
+    with pytest.raises(psycopg.errors.UniqueViolation), engine.begin() as conn:
         run(conn, (INSERT, {"id": 3, "v": 30}), (INSERT, {"id": 3, "v": 31}), commit=True)
-    with plain_transaction(engine) as conn:
+    with engine.begin() as conn:
         assert run(conn, (COUNT, {})) == [[(0, None)]]
 
 
 def test_a_parameter_of_an_unknown_type_sends_nothing(engine):
-    with pytest.raises(TypeError, match="float"), plain_transaction(engine) as conn:
+    with pytest.raises(TypeError, match="float"), engine.begin() as conn:
         run(conn, (INSERT, {"id": 1, "v": 10}), (INSERT, {"id": 2, "v": 2.5}), commit=True)
-    with plain_transaction(engine) as conn:
+    with engine.begin() as conn:
         run(conn, (INSERT, {"id": 1, "v": 10}), commit=True)
         assert run(conn, (COUNT, {})) == [[(1, 10)]]
 
@@ -112,7 +112,7 @@ def test_a_later_pipeline_of_a_transaction_raises_for_a_retry(engine):
     attempts = []
 
     def transaction() -> None:
-        with plain_transaction(engine) as conn:
+        with engine.begin() as conn:
             run(conn, (INSERT, {"id": len(attempts), "v": 1}))
             if not attempts:  # as psycopg would after a rollback elsewhere
                 conn.connection.driver_connection.pgconn.exec_(b"DEALLOCATE ALL")

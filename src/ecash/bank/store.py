@@ -8,7 +8,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,40 +204,6 @@ class Sql:
         object.__setattr__(self, "statement", Statement(self.pg))
 
 
-@contextmanager
-def plain_transaction(engine: Engine) -> Iterator[Connection]:
-    """A write transaction for :func:`run`, committed on a normal exit and
-    rolled back on an exception, like ``engine.begin()``; its first statement
-    must be a :func:`run` step (SQLAlchemy statements may follow).
-
-    On PostgreSQL the driver is put in autocommit mode and the transaction's
-    ``BEGIN`` travels in the first pipeline, its ``COMMIT`` in the last:
-    psycopg would send its own ``BEGIN`` in a round trip of its own, and
-    follow a commit inside a pipeline with another, empty, one. That halves
-    a withdrawal's round trips, each of which costs both processes CPU."""
-    if not is_postgres(engine):
-        with engine.begin() as conn:
-            yield conn
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        driver = conn.connection.driver_connection
-        try:
-            yield conn
-        except BaseException:
-            if not conn.invalidated and not driver.broken and _in_transaction(driver):
-                # a failed ROLLBACK must not hide the error; the pool's reset
-                # on return then deals with the connection
-                with suppress(psycopg.Error):
-                    driver.execute("ROLLBACK")
-            raise
-        if _in_transaction(driver):  # left without run(commit=True)
-            try:
-                driver.execute("COMMIT")
-            except psycopg.OperationalError as exc:
-                _broken(conn, driver, exc)
-                raise
-
-
 def _in_transaction(driver: psycopg.Connection) -> bool:
     return driver.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
@@ -254,8 +220,9 @@ def run(conn: Connection, *steps: tuple[Sql, Mapping], commit: bool = False
     driver; one list of row tuples per statement. On PostgreSQL the lot is one
     pipeline (one round trip), with server-side prepared statements; each
     statement still starts after the one before it has finished, so a read
-    placed after a ``FOR UPDATE`` sees what the lock holder committed. In a
-    :func:`plain_transaction` the first call also begins the transaction.
+    placed after a ``FOR UPDATE`` sees what the lock holder committed. On
+    PostgreSQL the first call of a transaction (``engine.begin()``) sends its
+    ``BEGIN`` in its pipeline, not in a round trip of its own.
 
     ``commit=True`` commits too, in the same round trip: these must then be the
     transaction's last statements (the block's own commit finds nothing left

@@ -24,7 +24,7 @@ from . import metrics
 from .errors import BankError, conflict, not_found
 from .ledger import LoadFlows, flows_of, load_flows, post, post_step
 from .schema import withdraw_sessions
-from .store import Sql, plain_transaction, retrying, run
+from .store import Sql, retrying, run
 
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
@@ -128,7 +128,7 @@ class WithdrawMixin:
             commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
             params.update(id=session_id, nonce=nonce, now=now, identity=identity,
                           expires_at=now + cfg.session_ttl_s, commitments=commitments)
-            with plain_transaction(self.engine) as conn:
+            with self.engine.begin() as conn:
                 locked, inserted = run(conn, (_LOCK_ACCOUNT, {"pk": account_pk}),
                                        (_INSERT_EXCHANGE if redeem else _INSERT_WITHDRAWAL,
                                         params), commit=True)
@@ -181,7 +181,7 @@ class WithdrawMixin:
     def _answer(self, account_pk, session_id, packed):  # type: ignore[no-untyped-def]
         now = self.now()
         me = f"acct:{account_pk}"
-        with plain_transaction(self.engine) as conn:
+        with self.engine.begin() as conn:
             # session, account and the account's load flows in one round trip;
             # the flows are read after the account lock, before any redemption
             found, (flows_row,) = run(

@@ -1,14 +1,14 @@
-"""``store.plain_transaction``: the withdrawal's transactions, whose BEGIN and
-COMMIT travel inside the statement pipelines on PostgreSQL. They must be as
-atomic as ``engine.begin()``, and leave the pooled connection as they found it
-(not in a transaction, not in autocommit mode)."""
+"""``store.run`` inside ``engine.begin()``: the withdrawal's transactions, whose
+BEGIN and COMMIT travel inside the statement pipelines on PostgreSQL. They
+must be atomic, and leave the pooled connection as they found it (not in a
+transaction, not in autocommit mode)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from ecash.bank.store import Sql, make_engine, plain_transaction, run
+from ecash.bank.store import Sql, make_engine, run
 
 from ..bankkit import fresh_database
 
@@ -33,40 +33,40 @@ def rows(engine) -> list[tuple]:
 
 
 def test_commit_in_the_last_pipeline_and_on_a_normal_exit(engine):
-    with plain_transaction(engine) as conn:
+    with engine.begin() as conn:
         assert run(conn, (INSERT, {"id": 1, "v": 10}), (COUNT, {})) == [[], [(1,)]]
         run(conn, (INSERT, {"id": 2, "v": 20}), commit=True)
-    with plain_transaction(engine) as conn:  # no commit=True: the block commits
+    with engine.begin() as conn:  # no commit=True: the block commits
         run(conn, (INSERT, {"id": 3, "v": 30}))
         conn.execute(text("UPDATE t SET v = 31 WHERE id = 3"))  # SQLAlchemy, same transaction
     assert rows(engine) == [(1, 10), (2, 20), (3, 31)]
 
 
 def test_an_exception_between_pipelines_rolls_everything_back(engine):
-    with pytest.raises(LookupError), plain_transaction(engine) as conn:
+    with pytest.raises(LookupError), engine.begin() as conn:
         run(conn, (INSERT, {"id": 1, "v": 10}))
         conn.execute(text("UPDATE t SET v = 11 WHERE id = 1"))
         raise LookupError("refused after the first pipeline")
     assert rows(engine) == []
-    with plain_transaction(engine) as conn:  # the pooled connection is usable
+    with engine.begin() as conn:  # the pooled connection is usable
         run(conn, (INSERT, {"id": 1, "v": 12}), commit=True)
     assert rows(engine) == [(1, 12)]
 
 
 def test_a_failing_statement_rolls_the_transaction_back(engine):
-    with plain_transaction(engine) as conn:
+    with engine.begin() as conn:
         run(conn, (INSERT, {"id": 1, "v": 10}), commit=True)
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"), \
-            plain_transaction(engine) as conn:
+            engine.begin() as conn:
         run(conn, (INSERT, {"id": 2, "v": 20}))
         run(conn, (INSERT, {"id": 1, "v": 99}), commit=True)  # primary key taken
     assert rows(engine) == [(1, 10)]
 
 
 def test_the_pooled_connection_is_returned_clean(engine):
-    """After a plain transaction, ``engine.begin()`` on the same pooled
+    """After a transaction of run() steps, ``engine.begin()`` on the same pooled
     connection is transactional again: its rollback undoes its writes."""
-    with plain_transaction(engine) as conn:
+    with engine.begin() as conn:
         run(conn, (LOCK, {"id": 1}))  # read-only: left open, committed by the block
     with pytest.raises(LookupError), engine.begin() as c:
         c.execute(text("INSERT INTO t (id, v) VALUES (5, 50)"))
@@ -91,7 +91,7 @@ def test_begin_and_commit_travel_in_the_pipelines(engine, tmp_path):
     from psycopg import pq
 
     trace = tmp_path / "protocol.trace"
-    with plain_transaction(engine) as conn, open(trace, "w") as f:
+    with engine.begin() as conn, open(trace, "w") as f:
         pgconn = conn.connection.driver_connection.pgconn
         pgconn.trace(f.fileno())
         pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
