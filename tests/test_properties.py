@@ -866,3 +866,25 @@ def test_identity_never_crashes_group_operations(k, j):
     with pytest.raises(IdentityElement):
         group.decode_element(O)
     assert group.decode_element(O, allow_identity=True) == O
+
+
+# --- the bank's nonce PRF (9.1) ------------------------------------------------
+
+def test_commitment_nonces_are_pinned():
+    """Open sessions outlive a restart or an upgrade of the bank: the same
+    nonce must give the same ``w`` forever (known answers of the first code)."""
+    from ecash.crypto.withdrawal import CommitmentNonces
+
+    nonces = CommitmentNonces(bytes(range(32)), bytes(range(32, 64)))
+    assert nonces(0, 0) == 0x7c1c1cff8025c71646e420391326fb0cb9f02e9c0d090da60b2e07a6aa2a27f
+    assert nonces(7, 1) == 0x7ed497f975c2bea6c14a73199440522148c115bf06c28913aa520de4dbaaba3
+
+
+@given(st.binary(min_size=32, max_size=64), st.binary(min_size=32, max_size=32),
+       st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 1)), max_size=20))
+def test_commitment_nonces_in_bulk_are_the_same(secret, nonce, pairs):
+    from ecash.crypto.withdrawal import CommitmentNonces
+
+    nonces = CommitmentNonces(secret, nonce)
+    assert nonces.many(pairs) == [nonces(i, b) for i, b in pairs]
+    assert nonces.many(iter(pairs)) == nonces.many(pairs)

@@ -269,8 +269,8 @@ def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int)
     if identity is None:
         return b""
     I_g2 = group.add(identity, g2)
-    nonces = CommitmentNonces(nonce_key, nonce)
-    ws = [nonces(j, branch) for j in range(n) for branch in (0, 1)]
+    ws = CommitmentNonces(nonce_key, nonce).many((j, branch) for j in range(n)
+                                                 for branch in (0, 1))
     a = [group.base_mul(w) for w in ws]
     b = [group.mul(I_g2, w) for w in ws]
     return b"".join(x for i in range(0, 2 * n, 2) for x in (a[i], b[i], a[i + 1], b[i + 1]))
@@ -298,15 +298,17 @@ def _respond(packed: bytes, key_ids: bytes, nonces: CommitmentNonces,
     """``beta || r`` per coin with ``r = c_beta * x + w_beta`` (9.2 step 3):
     ``beta`` from the CSPRNG, each key's secret looked up once."""
     q = group.q
+    betas = bank_choose_branches(len(packed) // CHALLENGE_PAIR_BYTES)
+    ws = nonces.many(enumerate(betas))
     xs: dict[bytes, int] = {}
     out = bytearray()
-    for j, beta in enumerate(bank_choose_branches(len(packed) // CHALLENGE_PAIR_BYTES)):
+    for j, beta in enumerate(betas):
         key_id = key_ids[j * 32:(j + 1) * 32]
         x = xs.get(key_id)
         if x is None:
             x = xs[key_id] = secret_of(key_id)
         at = j * CHALLENGE_PAIR_BYTES + 32 * beta
-        r = (int.from_bytes(packed[at:at + 32], "little") * x + nonces(j, beta)) % q
+        r = (int.from_bytes(packed[at:at + 32], "little") * x + ws[j]) % q
         out.append(beta)
         out += r.to_bytes(32, "little")
     return bytes(out)
