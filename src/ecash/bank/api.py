@@ -9,6 +9,7 @@ schemas are published in ``/openapi.json`` through ``openapi_extra``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -35,7 +36,8 @@ from . import metrics, schemas
 from .errors import BankError
 from .ratelimit import RateLimiter
 from .service import Bank, Principal
-from .store import Disconnected
+from .store import Disconnected, is_postgres
+from .txn import AsyncLane, NeedsThread
 
 log = logging.getLogger("ecash.bank.http")
 
@@ -271,12 +273,17 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
     # the core's calls block (database, group operations): they run on worker
     # threads, handed over by asyncio itself (anyio's hop costs 3 times more)
     threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="ecash-bank")
+    # on PostgreSQL the withdrawal's transactions run on the loop itself, their
+    # round trips awaited (no hop); the rest, and whatever needs more, on threads
+    lane = AsyncLane(bank.engine, threads) if is_postgres(bank.engine) else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if lane is not None:
+                lane.close()
             if on_shutdown is not None:
                 await call(on_shutdown)
             threads.shutdown(wait=False)
@@ -376,6 +383,9 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         pk = bank.check_owner(principal_of(auth, "holder"), account_id)
         fields = exact(wj.loads(await body()), ("key_ids",))
         key_ids = hex_list(fields["key_ids"], 32, "key_ids", bank.config.max_coins_per_session)
+        if lane is not None:
+            with contextlib.suppress(NeedsThread):
+                return ok(await lane.run(bank.start_steps(pk, key_ids, on_loop=True)))
         return ok(await call(bank.start_withdrawal, pk, key_ids))
 
     @app.post("/v1/accounts/{account_id}/withdrawals",
@@ -404,7 +414,12 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
                 raise EcashError(f"challenges[{i}]: expected [c0, c1]", "bad_type")
         packed = wj.hex_items([c for pair in raw for c in pair], 32,
                               lambda i: f"challenges[{i // 2}][{i % 2}]")
-        answers = await call(bank.answer_withdrawal, pk, sid, packed)
+        answers = None
+        if lane is not None:
+            with contextlib.suppress(NeedsThread):
+                answers = await lane.retrying(lambda: bank.answer_steps(pk, sid, packed))
+        if answers is None:
+            answers = await call(bank.answer_withdrawal, pk, sid, packed)
         return ok({"answers": [{"beta": b, "r": r.hex()} for b, r in answers]})
 
     @app.post("/v1/accounts/{account_id}/withdrawals/{session_id}",

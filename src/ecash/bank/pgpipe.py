@@ -7,7 +7,9 @@ conversion and a poll-and-flush cycle per statement, measured here), and
 sends every statement in a packet of its own. This module sends the whole
 pipeline in one write and reads it back in one pass, with psycopg's own
 adapters (``Transformer``) for the rows and psycopg's error classes for
-failures. It serves :func:`store.run` only.
+failures. It serves :func:`store.run` (on a thread, waiting in ``poll``) and
+:class:`txn.AsyncLane` (on the event loop, :func:`pipeline_async`); the
+exchange itself is written once, free of waits (:func:`_exchange`).
 
 Contract of :func:`pipeline`:
 
@@ -24,12 +26,13 @@ Contract of :func:`pipeline`:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import select
 import struct
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import psycopg
 from psycopg import pq
@@ -109,13 +112,46 @@ def pipeline(driver: psycopg.Connection, steps: Sequence[tuple[Statement, Mappin
         for attempt in range(2):
             pg.enter_pipeline_mode()
             try:
-                return _round_trip(driver, pg, known, steps, begin, commit)
+                sent, rows_of = _send(driver, pg, known, steps, begin,
+                                      b"COMMIT" if commit else None)
+                results = _wait_here(pg, _exchange(pg, len(sent)))
+                return _rows(driver, known, sent, rows_of, results)
             except psycopg.errors.InvalidSqlStatementName:
                 known.clear()
                 if not begin or attempt:
                     raise
             finally:
                 _leave_pipeline_mode(pg)
+    raise AssertionError("unreachable")
+
+
+async def pipeline_async(driver: psycopg.Connection, steps: Sequence[tuple[Statement, Mapping]],
+                         *, begin: bool, commit: bool, rollback: bool = False
+                         ) -> list[list[tuple]]:
+    """:func:`pipeline` on the running event loop, for a connection no other
+    task or thread uses meanwhile: libpq in non-blocking mode, and the loop
+    waits for the socket. ``rollback`` ends the transaction with ``ROLLBACK``
+    instead (``steps`` empty, to close a failed transaction)."""
+    pg = driver.pgconn
+    known = _prepared.setdefault(driver, set())
+    end = b"ROLLBACK" if rollback else b"COMMIT" if commit else None
+    pg.nonblocking = 1
+    try:
+        for attempt in range(2):
+            pg.enter_pipeline_mode()
+            try:
+                sent, rows_of = _send(driver, pg, known, steps, begin, end)
+                results = await _wait_on_loop(pg, _exchange(pg, len(sent)))
+                return _rows(driver, known, sent, rows_of, results)
+            except psycopg.errors.InvalidSqlStatementName:
+                known.clear()
+                if not begin or attempt:
+                    raise
+            finally:
+                _leave_pipeline_mode(pg)
+    finally:
+        if pg.status == pq.ConnStatus.OK:
+            pg.nonblocking = 0
     raise AssertionError("unreachable")
 
 
@@ -129,9 +165,11 @@ def _leave_pipeline_mode(pg: pq.abc.PGconn) -> None:
             pg.finish()
 
 
-def _round_trip(driver: psycopg.Connection, pg: pq.abc.PGconn, known: set[bytes],
-                steps: Sequence[tuple[Statement, Mapping]], begin: bool,
-                commit: bool) -> list[list[tuple]]:
+def _send(driver: psycopg.Connection, pg: pq.abc.PGconn, known: set[bytes],
+          steps: Sequence[tuple[Statement, Mapping]], begin: bool, end: bytes | None
+          ) -> tuple[list[bytes | None], list[int]]:
+    """Queue the pipeline's commands and its Sync: per command the name it
+    prepares (or None), and which commands' results are the steps' rows."""
     # every parameter is dumped before anything is sent: a bad one raises here,
     # with the connection untouched
     calls = []
@@ -139,8 +177,8 @@ def _round_trip(driver: psycopg.Connection, pg: pq.abc.PGconn, known: set[bytes]
         values, types, formats = (zip(*(_dump(params[n]) for n in stmt.names), strict=True)
                                   if stmt.names else ((), (), ()))
         calls.append((_name(stmt.query, types), stmt.query, values, types, formats))
-    sent: list[bytes | None] = []  # per command: the name it prepares, or None
-    rows_of: list[int] = []  # which commands' results are the steps' rows
+    sent: list[bytes | None] = []
+    rows_of: list[int] = []
     if pg.transaction_status == pq.TransactionStatus.INERROR and begin:
         pg.send_query_params(b"ROLLBACK", None)  # of the BEGIN of a failed attempt
         sent.append(None)
@@ -154,11 +192,16 @@ def _round_trip(driver: psycopg.Connection, pg: pq.abc.PGconn, known: set[bytes]
         pg.send_query_prepared(name, values, formats, _BINARY)
         rows_of.append(len(sent))
         sent.append(None)
-    if commit:
-        pg.send_query_params(b"COMMIT", None)
+    if end is not None:
+        pg.send_query_params(end, None)
         sent.append(None)
     pg.pipeline_sync()
-    results = _exchange(pg, len(sent))
+    return sent, rows_of
+
+
+def _rows(driver: psycopg.Connection, known: set[bytes], sent: list[bytes | None],
+          rows_of: list[int], results: list[pq.abc.PGresult]) -> list[list[tuple]]:
+    """The steps' rows, or the first failure's psycopg error."""
     error = None
     for i, result in enumerate(results):
         if result.status == _E.FATAL_ERROR and error is None:
@@ -179,21 +222,22 @@ def _round_trip(driver: psycopg.Connection, pg: pq.abc.PGconn, known: set[bytes]
     return out
 
 
-def _exchange(pg: pq.abc.PGconn, commands: int) -> list[pq.abc.PGresult]:
+Exchange = Generator[bool, None, list[pq.abc.PGresult]]
+
+
+def _exchange(pg: pq.abc.PGconn, commands: int) -> Exchange:
     """Flush everything, then collect one result per command up to the Sync
-    (reading while flushing, so a full server buffer cannot stall either side)."""
-    poller = select.poll()
-    poller.register(pg.socket, select.POLLIN)
+    (reading while flushing, so a full server buffer cannot stall either side).
+    Free of I/O waits: it yields when it must wait for the socket (``True``:
+    until writable or readable; ``False``: until readable)."""
     while pg.flush():
-        poller.modify(pg.socket, select.POLLIN | select.POLLOUT)
-        poller.poll()
+        yield True
         pg.consume_input()
-    poller.modify(pg.socket, select.POLLIN)
     results: list[pq.abc.PGresult] = []
     last: pq.abc.PGresult | None = None
     while True:
         while pg.is_busy():
-            poller.poll()
+            yield False
             pg.consume_input()
         result = pg.get_result()
         if result is None:  # the end of one command's results
@@ -207,3 +251,41 @@ def _exchange(pg: pq.abc.PGconn, commands: int) -> list[pq.abc.PGresult]:
             return results
         else:
             last = result  # a command's (last) result
+
+
+def _wait_here(pg: pq.abc.PGconn, exchange: Exchange) -> list[pq.abc.PGresult]:
+    poller = select.poll()
+    poller.register(pg.socket, select.POLLIN)
+    try:
+        while True:
+            writable = next(exchange)
+            poller.modify(pg.socket, select.POLLIN | select.POLLOUT if writable
+                          else select.POLLIN)
+            poller.poll()
+    except StopIteration as done:
+        return done.value
+
+
+async def _wait_on_loop(pg: pq.abc.PGconn, exchange: Exchange) -> list[pq.abc.PGresult]:
+    loop = asyncio.get_running_loop()
+    fd = pg.socket
+    try:
+        while True:
+            writable = next(exchange)
+            ready = loop.create_future()
+
+            def wake(ready: asyncio.Future = ready) -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            loop.add_reader(fd, wake)
+            if writable:
+                loop.add_writer(fd, wake)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+                if writable:
+                    loop.remove_writer(fd)
+    except StopIteration as done:
+        return done.value

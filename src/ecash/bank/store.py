@@ -251,7 +251,8 @@ class Disconnected(Exception):
 _RETRY_STATES = {"40001", "40P01", "26000"}
 
 
-def _transient(exc: Exception) -> bool:
+def is_transient(exc: Exception) -> bool:
+    """A race or a broken connection: the whole transaction may run again."""
     if isinstance(exc, Disconnected) or getattr(exc, "connection_invalidated", False):
         return True
     orig = getattr(exc, "orig", exc)
@@ -268,6 +269,6 @@ def retrying(fn, attempts: int = 8):
         try:
             return fn()
         except (DBAPIError, Disconnected, psycopg.Error, sqlite3.Error) as exc:
-            if not _transient(exc) or attempt == attempts - 1:
+            if not is_transient(exc) or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")

@@ -22,9 +22,10 @@ from ..crypto.payment import Spend
 from ..crypto.withdrawal import CommitmentNonces, bank_choose_branches
 from . import metrics
 from .errors import BankError, conflict, not_found
-from .ledger import LoadFlows, flows_of, load_flows, post, post_step
+from .ledger import LoadFlows, flows_of, load_flows, post_step
 from .schema import withdraw_sessions
-from .store import Sql, retrying, run
+from .store import Sql, retrying
+from .txn import CONNECTION, NeedsThread, Pipeline, Steps, run_steps
 
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
@@ -40,6 +41,7 @@ _LOCK_ACCOUNT = Sql("SELECT status, identity, balance, daily_load_limit, net_loa
 _OPEN_COINS_SQL = ("SELECT coalesce(sum(n_coins), 0) FROM withdraw_sessions"
                    " WHERE account = %(pk)s AND state = 'open' AND expires_at > %(now)s")
 _OPEN_COINS = Sql(_OPEN_COINS_SQL)
+_IDENTITY = Sql("SELECT identity FROM accounts WHERE id = %(pk)s")
 
 
 def _insert_session(*extra: str) -> Sql:
@@ -101,14 +103,25 @@ class _Session(NamedTuple):
 
 
 class WithdrawMixin:
+    """The two steps of a withdrawal, each written once as transaction steps
+    (:mod:`.txn`): the methods run them on a thread, ``*_steps`` hand them to
+    a driver (the event loop's, on PostgreSQL), with ``on_loop=True`` where
+    they must not touch the database but through their pipelines."""
+
     def start_withdrawal(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
                          redeem: Sequence[Spend] | None = None) -> dict:
         """Open a session: two commitments per coin (and, for an exchange, the
         checked redemption spends that the answer will redeem atomically)."""
+        return run_steps(self.engine, self.start_steps(account_pk, key_ids, redeem=redeem))
+
+    def start_steps(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
+                    redeem: Sequence[Spend] | None = None, on_loop: bool = False) -> Steps[dict]:
         cfg = self.config
         n = len(key_ids)
         if not 1 <= n <= cfg.max_coins_per_session:
             raise BankError("bad_coin_count", f"ask for 1 to {cfg.max_coins_per_session} coins")
+        if on_loop and (redeem is not None or not self._keys.keys() >= set(key_ids)):
+            raise NeedsThread()  # an exchange's checks and a key lookup read the database
         keys = {k: self.withdrawable_key(k) for k in dict.fromkeys(key_ids)}  # each key once
         total = sum(keys[k].public.value for k in key_ids)
         redeem_blob, redeem_total = None, 0
@@ -118,8 +131,7 @@ class WithdrawMixin:
         # the identity last seen on this account; the insert requires that one.
         identity = self._identity_hint.get(account_pk)
         if identity is None:
-            with self.engine.connect() as conn:
-                identity = self.account_row(conn, account_pk).identity
+            ((identity,),), = yield Pipeline([(_IDENTITY, {"pk": account_pk})], commit=True)
         params = {"pk": account_pk, "n": n, "total": total, "key_ids": b"".join(key_ids),
                   "kind": "exchange" if redeem else "withdraw", "redeem": redeem_blob,
                   "redeem_total": redeem_total, "cap": cfg.max_outstanding_coins}
@@ -128,14 +140,13 @@ class WithdrawMixin:
             commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
             params.update(id=session_id, nonce=nonce, now=now, identity=identity,
                           expires_at=now + cfg.session_ttl_s, commitments=commitments)
-            with self.engine.begin() as conn:
-                locked, inserted = run(conn, (_LOCK_ACCOUNT, {"pk": account_pk}),
-                                       (_INSERT_EXCHANGE if redeem else _INSERT_WITHDRAWAL,
-                                        params), commit=True)
+            locked, inserted = yield Pipeline(
+                [(_LOCK_ACCOUNT, {"pk": account_pk}),
+                 (_INSERT_EXCHANGE if redeem else _INSERT_WITHDRAWAL, params)], commit=True)
             if inserted:
                 break
             acct = _Account(*locked[0])
-            self._refuse_start(account_pk, acct, identity, total, redeem_total, now)
+            yield from self._refuse_start(account_pk, acct, identity, total, redeem_total, now)
             identity = acct.identity  # commit anew, for the registered one
         else:
             raise AssertionError("an identity is registered once")
@@ -154,7 +165,8 @@ class WithdrawMixin:
         }
 
     def _refuse_start(self, account_pk: int, acct: _Account,  # type: ignore[misc]
-                      identity: bytes | None, total: int, redeem_total: int, now: int) -> None:
+                      identity: bytes | None, total: int, redeem_total: int,
+                      now: int) -> Steps[None]:
         """Why the locked account refused a session; returns only when its
         identity is not the one the commitments were made for."""
         if acct.status != "active":
@@ -165,8 +177,8 @@ class WithdrawMixin:
             raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
         if acct.identity != identity:
             return
-        with self.engine.connect() as conn:
-            ((outstanding,),) = run(conn, (_OPEN_COINS, {"pk": account_pk, "now": now}))[0]
+        ((outstanding,),), = yield Pipeline([(_OPEN_COINS, {"pk": account_pk, "now": now})],
+                                            commit=True)
         raise BankError("too_many_open_commitments", f"{outstanding} commitments are open;"
                         " finish or let them expire first", 429)
 
@@ -175,57 +187,70 @@ class WithdrawMixin:
         """Debit and answer one branch per coin, once (9.1, 9.2): ``(beta, r)``
         per coin, ``r`` encoded. ``challenges`` is ``c0 || c1`` per coin, each a
         32-byte scalar encoding (the form they are stored and compared in)."""
-        check_challenges(challenges)
-        return retrying(lambda: self._answer(account_pk, session_id, challenges))
+        return retrying(lambda: run_steps(self.engine,
+                                          self.answer_steps(account_pk, session_id, challenges)))
 
-    def _answer(self, account_pk, session_id, packed):  # type: ignore[no-untyped-def]
+    def answer_steps(self, account_pk: int, session_id: bytes,  # type: ignore[misc]
+                     packed: bytes) -> Steps[list[tuple[int, bytes]]]:
+        """:meth:`answer_withdrawal`'s transaction; a driver's ``retrying`` runs
+        it again (made anew) after a race or a broken connection."""
+        check_challenges(packed)
         now = self.now()
         me = f"acct:{account_pk}"
-        with self.engine.begin() as conn:
-            # session, account and the account's load flows in one round trip;
-            # the flows are read after the account lock, before any redemption
-            found, (flows_row,) = run(
-                conn, (_LOCK_SESSION, {"sid": session_id, "pk": account_pk}),
-                load_flows(me, today=now - now % DAY, window=now - self.config.deposit_window_s))
-            if not found:  # no such session, or another account's
-                raise not_found("withdrawal session")
-            s, acct = _Session(*found[0][:12]), _Account(*found[0][12:])
-            if s.state == "answered":
-                if s.challenges != packed:
-                    raise conflict("challenges_mismatch", "this session was answered for other"
-                                   " challenges; a commitment is answered once (ECASH-1 9.1)")
-                return _unpack_answers(s.answers)
-            if now >= s.expires_at:
-                raise BankError("session_expired", "the session expired; start a new one", 410)
-            if len(packed) != s.n_coins * CHALLENGE_PAIR_BYTES:
-                raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
-            if acct.status != "active":
-                raise BankError("account_not_active", f"account is {acct.status}", 403)
-            ref = session_id.hex()
-            balance = acct.balance
-            redeemed = 0
-            if s.kind == "exchange":
-                redeemed = self.redeem_in_transaction(conn, account_pk, s.redeem, now)
-                if redeemed != s.redeem_total:
-                    raise BankError("redemption_refused", "a redeemed coin was refused", 409)
-                post(conn, now, "redeem", "liability", me, redeemed, ref)
-                balance += redeemed
-            # an exchange replaces coins (exempt from the limits); only what it
-            # withdraws beyond what it redeems is a load, counted as one
-            loaded = max(s.total - redeemed, 0)
-            if loaded:
-                _check_limits(acct, flows_of(flows_row), loaded)
-            if s.total > balance:
-                raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
-            blob = _respond(packed, s.key_ids, CommitmentNonces(self.keyring.nonce_key, s.nonce),
-                            lambda key_id: self.key(key_id, conn).x)
-            journal = [post_step(now, kind, me, "liability", amount, ref)
-                       for kind, amount in (("exchange", s.total - loaded), ("load", loaded))
-                       if amount]
-            run(conn, *journal,
-                (_SET_BALANCE, {"pk": account_pk, "balance": balance - s.total}),
-                (_MARK_ANSWERED, {"sid": session_id, "packed": packed, "now": now, "blob": blob}),
-                commit=True)
+        # session, account and the account's load flows in one round trip;
+        # the flows are read after the account lock, before any redemption
+        found, (flows_row,) = yield Pipeline([
+            (_LOCK_SESSION, {"sid": session_id, "pk": account_pk}),
+            load_flows(me, today=now - now % DAY, window=now - self.config.deposit_window_s)])
+        if not found:  # no such session, or another account's
+            raise not_found("withdrawal session")
+        s, acct = _Session(*found[0][:12]), _Account(*found[0][12:])
+        if s.state == "answered":
+            if s.challenges != packed:
+                raise conflict("challenges_mismatch", "this session was answered for other"
+                               " challenges; a commitment is answered once (ECASH-1 9.1)")
+            yield Pipeline([], commit=True)
+            return _unpack_answers(s.answers)
+        if now >= s.expires_at:
+            raise BankError("session_expired", "the session expired; start a new one", 410)
+        if len(packed) != s.n_coins * CHALLENGE_PAIR_BYTES:
+            raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
+        if acct.status != "active":
+            raise BankError("account_not_active", f"account is {acct.status}", 403)
+        ref = session_id.hex()
+        secrets_of = {}
+        for key_id in dict.fromkeys(s.key_ids[i:i + 32] for i in range(0, len(s.key_ids), 32)):
+            info = self._keys.get(key_id)
+            if info is None:  # a key this worker has not seen yet
+                info = self.key(key_id, (yield CONNECTION))
+            secrets_of[key_id] = info.x
+        balance = acct.balance
+        redeemed = 0
+        journal = []
+        if s.kind == "exchange":
+            conn = yield CONNECTION
+            redeemed = self.redeem_in_transaction(conn, account_pk, s.redeem, now)
+            if redeemed != s.redeem_total:
+                raise BankError("redemption_refused", "a redeemed coin was refused", 409)
+            journal.append(post_step(now, "redeem", "liability", me, redeemed, ref))
+            balance += redeemed
+        # an exchange replaces coins (exempt from the limits); only what it
+        # withdraws beyond what it redeems is a load, counted as one
+        loaded = max(s.total - redeemed, 0)
+        if loaded:
+            _check_limits(acct, flows_of(flows_row), loaded)
+        if s.total > balance:
+            raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
+        blob = _respond(packed, s.key_ids, CommitmentNonces(self.keyring.nonce_key, s.nonce),
+                        secrets_of.__getitem__)
+        journal += [post_step(now, kind, me, "liability", amount, ref)
+                    for kind, amount in (("exchange", s.total - loaded), ("load", loaded))
+                    if amount]
+        yield Pipeline([
+            *journal,
+            (_SET_BALANCE, {"pk": account_pk, "balance": balance - s.total}),
+            (_MARK_ANSWERED, {"sid": session_id, "packed": packed, "now": now, "blob": blob})],
+            commit=True)
         metrics.WITHDRAWN_COINS.inc(s.n_coins)
         return _unpack_answers(blob)
 
