@@ -888,3 +888,29 @@ def test_commitment_nonces_in_bulk_are_the_same(secret, nonce, pairs):
     nonces = CommitmentNonces(secret, nonce)
     assert nonces.many(pairs) == [nonces(i, b) for i, b in pairs]
     assert nonces.many(iter(pairs)) == nonces.many(pairs)
+
+
+_HEXISH = st.one_of(
+    st.text(alphabet="0123456789abcdef", min_size=8, max_size=8),  # good
+    st.text(alphabet="0123456789abcdefABCDEF \u00e9g", min_size=8, max_size=8),  # mostly bad
+    st.text(alphabet="0123456789abcdef", max_size=10),  # mostly the wrong length
+    st.integers(0, 9))
+
+
+@given(st.lists(_HEXISH, max_size=6))
+def test_hex_items_agrees_with_one_item_at_a_time(values):
+    """The bulk check accepts exactly the lists whose every item is 4 bytes of
+    lowercase hex, with the same bytes; otherwise it names the first bad item."""
+    first_bad, expected = None, b""
+    for i, v in enumerate(values):
+        try:
+            expected += wj.hex_bytes(v, 4, f"x[{i}]")
+        except EcashError as exc:
+            first_bad = str(exc)
+            break
+    if first_bad is None:
+        assert wj.hex_items(values, 4, lambda i: f"x[{i}]") == expected
+    else:
+        with pytest.raises(EcashError) as info:
+            wj.hex_items(values, 4, lambda i: f"x[{i}]")
+        assert str(info.value) == first_bad

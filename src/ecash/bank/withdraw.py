@@ -298,7 +298,9 @@ def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int)
                                                  for branch in (0, 1))
     a = [group.base_mul(w) for w in ws]
     b = [group.mul(I_g2, w) for w in ws]
-    return b"".join(x for i in range(0, 2 * n, 2) for x in (a[i], b[i], a[i + 1], b[i + 1]))
+    out: list[bytes] = [b""] * (4 * n)
+    out[0::4], out[1::4], out[2::4], out[3::4] = a[0::2], b[0::2], a[1::2], b[1::2]
+    return b"".join(out)
 
 
 def check_challenges(packed: bytes) -> None:

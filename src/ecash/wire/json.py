@@ -92,10 +92,14 @@ def hex_items(values: list, n: int, name: Callable[[int], str]) -> bytes:
     checked as one string (per-item checks cost more than the parse on the
     large lists of a withdrawal), item by item only to report the first bad
     one, as the field ``name(i)``."""
-    if all(type(x) is str and len(x) == 2 * n for x in values):
+    if all(type(x) is str for x in values) and set(map(len, values)) <= {2 * n}:
         joined = "".join(values)
-        if _HEX.issuperset(joined):
-            return bytes.fromhex(joined)
+        try:
+            raw = bytes.fromhex(joined)
+        except ValueError:
+            raw = None
+        if raw is not None and raw.hex() == joined:  # lowercase, no spaces: canonical
+            return raw
     for i, x in enumerate(values):
         hex_bytes(x, n, name(i))
     raise AssertionError("unreachable: some item is bad")
