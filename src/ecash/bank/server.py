@@ -22,6 +22,7 @@ import uvicorn
 
 from ..crypto.batch import default_processes
 from .logs import uvicorn_log_config
+from .oneshot import OneWriteHttpToolsProtocol
 
 RESTART_PAUSE_S = 0.5  # at least this long between two starts of one worker
 
@@ -101,7 +102,7 @@ def _worker(host: str, port: int, tls_cert: str | None, tls_key: str | None,
             log_level: str) -> None:
     config = uvicorn.Config("ecash.bank.api:app_from_env", factory=True, log_level=log_level,
                             access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                            timeout_graceful_shutdown=5,
+                            timeout_graceful_shutdown=5, http=OneWriteHttpToolsProtocol,
                             log_config=uvicorn_log_config(log_level))
     QuietServer(config).run(sockets=[_listen(host, port)])
 
@@ -155,7 +156,7 @@ class ThreadedServer:
     def __init__(self, app, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off", http=OneWriteHttpToolsProtocol)
         self.server = QuietServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
