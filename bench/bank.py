@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -79,6 +80,16 @@ def cpu_seconds(root: int) -> tuple[float, float]:
     server = sum(procs[p][2] for p in tree if p in procs)
     pg = sum(s[2] for s in procs.values() if s[0].startswith("postgres"))
     return server, pg
+
+
+def group_cpu_seconds(url: str) -> float:
+    """The bank's own count of the CPU time its commitments' group operations
+    took (every worker), from ``/metrics``: the raw cost as the bank meets it,
+    on its CPU at that moment, which this machine's drifting speed cannot
+    skew against the bank's total the way a figure timed elsewhere can."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("ecash_commitment_group_cpu_seconds_total"))
 
 
 # --- environment --------------------------------------------------------------
@@ -250,6 +261,7 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
         list(ex.map(sessions, holders, [1] * streams))  # warm up
         raws = [withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS))]
         wall = 0.0
+        group0 = group_cpu_seconds(url)
         cpu0 = cpu_seconds(pid)
         for _ in range(rounds):
             t = time.perf_counter()
@@ -257,13 +269,17 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
             wall += time.perf_counter() - t
             raws.append(withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS)))
         cpu1 = cpu_seconds(pid)
+        group1 = group_cpu_seconds(url)
     for h in holders:
         h.client.close()
     coins = rounds * per_round * streams * BATCH
     raw = statistics.median(raws)
     bank = (cpu1[0] - cpu0[0]) / coins * 1e6
     pg = (cpu1[1] - cpu0[1]) / coins * 1e6 if engine == "postgres" else 0.0
+    group_us = (group1 - group0) / coins * 1e6
     return {"withdraw_loaded_coins_per_s": coins / wall,
+            "withdraw_loaded_group_in_bank_us_per_coin": group_us,
+            "withdraw_loaded_bank_to_group_in_bank": bank / group_us,
             "withdraw_loaded_bank_cpu_us_per_coin": bank,
             "withdraw_loaded_pg_cpu_us_per_coin": pg,
             "withdraw_loaded_raw_us_per_coin": raw,
@@ -332,6 +348,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     raws = [withdraw_raw_us(raw_costs(RAW_OPS))]
     idle_raws: list[float] = []
     sampling = 0.0
+    group0 = group_cpu_seconds(url)
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -350,6 +367,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         sampling += time.perf_counter() - a
     wall = time.perf_counter() - t0 - sampling
     cpu1 = cpu_seconds(pid)
+    group1 = group_cpu_seconds(url)
     raws.append(withdraw_raw_us(raw_costs(RAW_OPS)))
     raw = statistics.median(raws)
     n_w = n_batches * BATCH
@@ -425,6 +443,8 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         "withdraw_bank_pg_to_raw": (bank_cpu + pg_cpu) / raw,
         "withdraw_raw_after_idle_us_per_coin": statistics.median(idle_raws),
         "withdraw_bank_to_raw_after_idle": bank_cpu / statistics.median(idle_raws),
+        "withdraw_group_in_bank_us_per_coin": (group1 - group0) / n_w * 1e6,
+        "withdraw_bank_to_group_in_bank": bank_cpu / ((group1 - group0) / n_w * 1e6),
         "withdraw_server_wall_share": server_time / wall,
         "withdraw_1coin_ms_p50": statistics.median(lat),
         **loaded,

@@ -6,6 +6,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 WITHDRAWN_COINS = Counter("ecash_withdrawn_coins", "Coins answered in withdrawals and exchanges")
+# the group operations' share of the bank's CPU, measured where they run, on
+# the same CPU at the same moment: the machine's speed cancels out of the ratio
+COMMITMENT_GROUP_CPU = Counter(
+    "ecash_commitment_group_cpu_seconds",
+    "Thread CPU time of the withdrawal commitments' group operations"
+    " (two fixed-base and two variable-base per coin)")
 DEPOSITS = Counter("ecash_deposit_transcripts", "Deposited transcripts by verdict", ["verdict"])
 DOUBLE_SPENDS = Counter("ecash_double_spends", "Fraud cases opened")
 ALARMS = Counter("ecash_alarms", "Double spends naming no registered identity")
