@@ -78,3 +78,21 @@ def test_the_plainly_served_hot_routes_are_labelled_and_documented(tmp_path):
         paths = httpx.get(f"{env.url}/openapi.json").json()["paths"]
         for path in routes:
             assert "requestBody" in paths[path]["post"], path
+
+
+def group_cpu(metrics_text: str) -> float:
+    m = re.search(r"^ecash_commitment_group_cpu_seconds_total (\S+)$", metrics_text, re.M)
+    assert m, "the commitments' group CPU is exported"
+    return float(m.group(1))
+
+
+def test_the_commitments_group_cpu_is_counted(tmp_path):
+    """What the benchmarks compare the bank's CPU with: the CPU time of the
+    commitments' group operations, grown by each session's commitments."""
+    with running_bank("sqlite", tmp_path) as env:
+        alice = env.holder("Alice", funds=1_000)
+        before = group_cpu(httpx.get(f"{env.url}/metrics").text)
+        alice.withdraw([1] * 32)
+        after = group_cpu(httpx.get(f"{env.url}/metrics").text)
+        # 128 group operations take well over a millisecond of CPU anywhere
+        assert 1e-3 < after - before < 5.0
