@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ecash.bank.client import BankClient
@@ -161,6 +162,15 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
             time.sleep(0.1)
         assert victim not in now and len(now) == 2, "the killed worker was not replaced"
         with BankClient(url, timeout=5) as client:
+            # a worker listens only once it has started (imports, database):
+            # on a slow machine the victim may have been the only one so far
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    client.http.get("/v1/health")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
             for _ in range(6):  # both workers answer (SO_REUSEPORT spreads connections)
                 assert client.http.get("/v1/health").json() == {"status": "ok"}
         everyone = descendants(proc.pid)
