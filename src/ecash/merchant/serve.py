@@ -10,6 +10,8 @@ import time
 
 import uvicorn
 
+from ..bank.oneshot import OneWriteHttpToolsProtocol
+from ..bank.server import QuietServer
 from .errors import MerchantError
 from .http import LOOPBACK, create_app
 from .terminal import Terminal
@@ -72,5 +74,10 @@ def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
 
     app = create_app(t, public_url=public_url, on_shutdown=stop,
                      cashier_clients=None if remote_cashier else LOOPBACK)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    # the bank's quiet loop (one tick a second when idle) and one write per answer
+    server = QuietServer(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                        access_log=False, timeout_graceful_shutdown=5,
+                                        http=OneWriteHttpToolsProtocol))
+    server.run()
+    if not server.started:  # the port is taken, say: uvicorn has logged why
+        raise SystemExit(3)
