@@ -373,6 +373,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     n_w = n_batches * BATCH
     bank_cpu = (cpu1[0] - cpu0[0]) / n_w * 1e6
     pg_cpu = (cpu1[1] - cpu0[1]) / n_w * 1e6 if engine == "postgres" else 0.0
+    group_us = (group1 - group0) / n_w * 1e6
 
     loaded = withdraw_under_load(url, operator, pid, engine, workers, n_batches)
 
@@ -443,8 +444,8 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         "withdraw_bank_pg_to_raw": (bank_cpu + pg_cpu) / raw,
         "withdraw_raw_after_idle_us_per_coin": statistics.median(idle_raws),
         "withdraw_bank_to_raw_after_idle": bank_cpu / statistics.median(idle_raws),
-        "withdraw_group_in_bank_us_per_coin": (group1 - group0) / n_w * 1e6,
-        "withdraw_bank_to_group_in_bank": bank_cpu / ((group1 - group0) / n_w * 1e6),
+        "withdraw_group_in_bank_us_per_coin": group_us,
+        "withdraw_bank_to_group_in_bank": bank_cpu / group_us,
         "withdraw_server_wall_share": server_time / wall,
         "withdraw_1coin_ms_p50": statistics.median(lat),
         **loaded,

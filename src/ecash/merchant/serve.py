@@ -9,6 +9,7 @@ import threading
 import time
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from ..bank.oneshot import OneWriteHttpToolsProtocol
 from ..bank.server import QuietServer
@@ -80,4 +81,4 @@ def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
                                         http=OneWriteHttpToolsProtocol))
     server.run()
     if not server.started:  # the port is taken, say: uvicorn has logged why
-        raise SystemExit(3)
+        raise SystemExit(STARTUP_FAILURE)
