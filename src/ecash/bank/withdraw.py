@@ -138,7 +138,7 @@ class WithdrawMixin:
                   "redeem_total": redeem_total, "cap": cfg.max_outstanding_coins}
         for _ in range(3):  # again only when the identity was registered meanwhile
             nonce, session_id, now = secrets.token_bytes(32), secrets.token_bytes(16), self.now()
-            commitments = _commitments(self.keyring.nonce_key, nonce, identity, n)
+            commitments = session_commitments(self.keyring.nonce_key, nonce, identity, n)
             params.update(id=session_id, nonce=nonce, now=now, identity=identity,
                           expires_at=now + cfg.session_ttl_s, commitments=commitments)
             locked, inserted = yield Pipeline(
@@ -288,7 +288,7 @@ def _check_limits(acct: _Account, flows: LoadFlows, total: int) -> None:
                         f" window; the limit is {acct.net_load_limit}", 403)
 
 
-def _commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int) -> bytes:
+def session_commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int) -> bytes:
     """``a0 b0 a1 b1`` for ``n`` coins, each ``w`` derived from the session nonce
     (9.1); empty when no identity is registered (the transaction refuses).
     Like operations are done together: interleaved, they cost 5% more."""
