@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,38 @@ from .errors import AlreadyPaid, CoinAlreadyAccepted, MerchantError
 from .schema import SCHEMA_VERSION, metadata, refusals, requests, settings, signing_keys
 from .schema import transcripts as tx
 from .store import Pending, Refused, RequestRecord, StoredKey, TerminalStore, TranscriptRow
+
+
+class _Sql:
+    """One plain SQL statement for both engines, for the payment's hot path,
+    where SQLAlchemy Core's per-statement cost (building, cache key,
+    compiling: about 0.2 ms here) rivals the statement's own. Written with
+    ``%(name)s`` placeholders (psycopg); SQLite's ``:name`` form is derived."""
+
+    def __init__(self, pg: str) -> None:
+        self.pg = pg
+        self.sqlite = re.sub(r"%\((\w+)\)s", r":\1", pg)
+
+    def text(self, conn: Connection) -> str:
+        return self.sqlite if conn.dialect.name == "sqlite" else self.pg
+
+    def on(self, conn: Connection, **params: object) -> tuple[str, dict]:
+        return self.text(conn), params
+
+
+_REQUEST_COLUMNS = ("merchant_id", "amount", "currency", "timestamp_ms", "nonce", "pos_url",
+                    "public_key", "signature", "terminal", "expires_ms", "status", "online",
+                    "paid_ms", "payment_digest", "coins", "receipt")
+_REQUEST = _Sql(f"SELECT {', '.join(_REQUEST_COLUMNS)} FROM requests"
+                " WHERE request_id = %(rid)s")
+_MARK_PAID = _Sql("UPDATE requests SET status = 'paid', paid_ms = %(paid_ms)s,"
+                  " payment_digest = %(digest)s, coins = %(coins)s, receipt = %(receipt)s,"
+                  " online = %(online)s WHERE request_id = %(rid)s AND status = 'open'")
+_TRANSCRIPT_COLUMNS = ("serial", "request_id", "key_id", "value", "spend", "sale",
+                       "accepted_ms", "deposit_by_ms", "verdict", "code", "credited", "replay",
+                       "fraud_case", "settled_ms", "attempts", "last_error")
+_INSERT_TRANSCRIPT = _Sql(f"INSERT INTO transcripts ({', '.join(_TRANSCRIPT_COLUMNS)}) VALUES"
+                          f" ({', '.join(f'%({c})s' for c in _TRANSCRIPT_COLUMNS)})")
 
 
 class SqlStore(TerminalStore):
@@ -108,7 +141,7 @@ class SqlStore(TerminalStore):
 
     def request(self, request_id: bytes) -> RequestRecord | None:
         with self._read() as conn:
-            r = conn.execute(select(requests).where(requests.c.request_id == request_id)).first()
+            r = conn.exec_driver_sql(*_REQUEST.on(conn, rid=request_id)).first()
         if r is None:
             return None
         req = PaymentRequest(r.merchant_id, r.amount, r.currency, r.timestamp_ms, r.nonce)
@@ -140,9 +173,8 @@ class SqlStore(TerminalStore):
     def record_payment(self, request_id: bytes, digest: bytes, receipt: bytes, paid_ms: int,
                        online: bool, rows: Sequence[TranscriptRow]) -> str:
         with self._write() as conn:
-            done = conn.execute(update(requests).where(
-                requests.c.request_id == request_id, requests.c.status == "open").values(
-                status="paid", paid_ms=paid_ms, payment_digest=digest, coins=len(rows),
+            done = conn.exec_driver_sql(*_MARK_PAID.on(
+                conn, rid=request_id, paid_ms=paid_ms, digest=digest, coins=len(rows),
                 receipt=receipt, online=online)).rowcount
             if done != 1:
                 paid = conn.execute(select(requests.c.payment_digest).where(
@@ -151,7 +183,8 @@ class SqlStore(TerminalStore):
                     return "same"
                 raise AlreadyPaid()
             try:
-                conn.execute(tx.insert(), self._rows(request_id, rows, True, paid_ms))
+                conn.exec_driver_sql(_INSERT_TRANSCRIPT.text(conn),
+                                     self._rows(request_id, rows, True, paid_ms))
             except IntegrityError:
                 raise CoinAlreadyAccepted() from None
             crash.point("accept:before_commit")
