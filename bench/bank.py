@@ -53,6 +53,7 @@ from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
 from ecash.wire import json as wj
 
 BATCH = 64
+SINGLES = 50  # one-coin deposits timed for their median latency
 TICKS = os.sysconf("SC_CLK_TCK")
 console = Console(width=220)
 
@@ -332,10 +333,13 @@ def run_config(engine: str, workers: int, n_batches: int, pg_admin: str, pool) -
 
 
 def spent_bytes_per_deposit(db_url: str) -> tuple[float, dict[str, int]]:
-    """On-disk bytes of the spent-coin table (every partition's heap, TOAST and
-    indexes, main forks) per stored deposit, after a VACUUM so that what is
-    counted is what stays; and the parts (with the heap pages that hold rows:
-    empty pages are free space for later deposits), to tell an outlier's cause."""
+    """Bytes of the spent-coin table (every partition's heap pages that hold
+    rows, its TOAST and its indexes, main forks) per stored deposit, after a
+    VACUUM so that what is counted is what stays; and the parts, with the
+    heap's size on disk. Empty heap pages are not counted: under concurrent
+    inserts PostgreSQL extends a table by up to 20 pages per waiting backend
+    at once, and the pages left empty at the end of a run (none to 36 in a
+    run of 6,100 deposits) are free space the next deposits fill."""
     from sqlalchemy import create_engine, text
 
     eng = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"),
@@ -349,12 +353,18 @@ def spent_bytes_per_deposit(db_url: str) -> tuple[float, dict[str, int]]:
                 ("heap", leaves),
                 ("indexes", f"SELECT indexrelid FROM pg_index WHERE indrelid IN ({leaves})"),
                 ("toast", f"SELECT reltoastrelid FROM pg_class WHERE oid IN ({leaves})"))}
+            # pages per partition: a ctid's page number is only unique within one
             parts["heap_pages_with_rows"] = int(c.execute(text(
-                "SELECT count(DISTINCT (ctid::text::point)[0]) FROM spent_coins")).scalar_one())
+                "SELECT count(DISTINCT (tableoid, (ctid::text::point)[0])) FROM spent_coins"
+            )).scalar_one())
             parts["rows"] = int(c.execute(text("SELECT count(*) FROM spent_coins")).scalar_one())
+            block = int(c.execute(text("SELECT current_setting('block_size')")).scalar_one())
     finally:
         eng.dispose()
-    total = parts["heap"] + parts["indexes"] + parts["toast"]
+    parts["heap_bytes_with_rows"] = parts["heap_pages_with_rows"] * block
+    total = parts["heap_bytes_with_rows"] + parts["indexes"] + parts["toast"]
+    parts["bytes_per_deposit_on_disk"] = round(
+        (parts["heap"] + parts["indexes"] + parts["toast"]) / parts["rows"], 1)
     return float(total) / parts["rows"], parts
 
 
@@ -419,12 +429,12 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
 
     # deposits: transcripts prepared before timing, batches of 64, concurrent clients
     spends = []
-    for i in range(0, len(coins) - BATCH - 20, BATCH):
+    for i in range(0, len(coins) - BATCH - SINGLES, BATCH):
         req = PaymentRequest("bench-shop", BATCH, "CNY", int(time.time() * 1000),
                              secrets.token_bytes(16))
         spends.append([make_spend(c, s, holder.u1, req) for c, s in coins[i:i + BATCH]])
     singles = []
-    for c, s in coins[-20:]:
+    for c, s in coins[-SINGLES:]:
         req = PaymentRequest("bench-shop", 1, "CNY", int(time.time() * 1000),
                              secrets.token_bytes(16))
         singles.append([make_spend(c, s, holder.u1, req)])

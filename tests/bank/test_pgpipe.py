@@ -123,3 +123,29 @@ def test_a_later_pipeline_of_a_transaction_raises_for_a_retry(engine):
     assert len(attempts) == 2
     with engine.connect() as conn:
         assert run(conn, (COUNT, {})) == [[(2, 3)]]
+
+
+def test_a_statement_prepared_before_a_retry_is_not_prepared_twice(engine):
+    """A transaction's first pipeline prepares a statement new to the
+    connection; its second finds one psycopg deallocated, which aborts the
+    transaction and clears what pgpipe believes prepared. A Parse outlives the
+    rollback, so the retry meets its first statement still prepared: it is
+    used, not prepared a second time (which PostgreSQL refuses)."""
+    with engine.connect() as conn:
+        run(conn, (COUNT, {}))
+        conn.connection.driver_connection.pgconn.exec_(b"DEALLOCATE ALL")
+    attempts = []
+
+    def transaction() -> None:
+        with engine.begin() as conn:
+            run(conn, (INSERT, {"id": len(attempts), "v": 1}))
+            attempts.append(1)
+            run(conn, (COUNT, {}), commit=True)
+
+    retrying(transaction)
+    assert len(attempts) == 2
+    with engine.connect() as conn:
+        assert run(conn, (COUNT, {})) == [[(1, 1)]]
+        prepared = conn.execute(text(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'ecash_%'")).scalar_one()
+        assert prepared == 2

@@ -25,9 +25,9 @@ from ..crypto.payment import Spend
 from ..wire import binary
 from . import metrics
 from .errors import BankError, forbidden
-from .ledger import post
+from .ledger import post, post_step
 from .schema import accounts, fraud_cases, generations, spent_coins
-from .store import insert_ignoring_conflicts, retrying
+from .store import FEW_ROWS, Sql, insert_ignoring_conflicts, retrying, run
 
 log = logging.getLogger("ecash.bank")
 
@@ -60,6 +60,33 @@ class Verdict:
 def bucket_of(serial: bytes) -> int:
     """31 bits of SHA-256(serial): what the spent-coin range query indexes."""
     return int.from_bytes(hashlib.sha256(serial).digest()[:4], "big") >> 1
+
+
+_CREDIT = Sql("UPDATE accounts SET balance = balance + %(amount)s WHERE id = %(pk)s")
+_SPENT_COLUMNS = ("generation", "serial", "bucket", "denomination", "depositor", "redeemed",
+                  "deposited_at", "spend", "request")
+_SPENT_INSERTS: dict[int, Sql] = {}
+
+
+def _insert_spent(conn: Connection, rows: list[dict]) -> list[tuple[int, bytes]]:
+    """The spent-coin rows that went in, as ``(generation, serial)``. A few rows
+    (a payment at a shop's terminal, settled at once) are one plain statement,
+    sent with the transaction's ``BEGIN`` in one round trip; a batch is one
+    statement over arrays (:func:`store.insert_ignoring_conflicts`)."""
+    if not rows:
+        return []
+    if len(rows) > FEW_ROWS:
+        return insert_ignoring_conflicts(conn, spent_coins, rows,
+                                         (spent_coins.c.generation, spent_coins.c.serial))
+    sql = _SPENT_INSERTS.get(len(rows))
+    if sql is None:
+        values = ", ".join("(" + ", ".join(f"%({c}_{i})s" for c in _SPENT_COLUMNS) + ")"
+                           for i in range(len(rows)))
+        sql = _SPENT_INSERTS[len(rows)] = Sql(
+            f"INSERT INTO spent_coins ({', '.join(_SPENT_COLUMNS)}) VALUES {values}"
+            " ON CONFLICT DO NOTHING RETURNING generation, serial")
+    params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in _SPENT_COLUMNS}
+    return run(conn, (sql, params))[0]
 
 
 class _Item:
@@ -138,8 +165,7 @@ class DepositMixin:
         credited = 0
         fraud_credit = 0
         with self.engine.begin() as conn:
-            inserted = {(g, s) for g, s in insert_ignoring_conflicts(
-                conn, spent_coins, rows, (spent_coins.c.generation, spent_coins.c.serial))}
+            inserted = {(g, s) for g, s in _insert_spent(conn, rows)}
             for pk in inserted:
                 i = first[pk]
                 value = items[i].key.public.value
@@ -153,13 +179,14 @@ class DepositMixin:
                 st = stored.get((it.key.generation, it.spend.coin.A))
                 verdicts[i], extra = self._classify(conn, it, st, depositor_pk, redemption, now)
                 fraud_credit += extra
-            me = f"acct:{depositor_pk}"
+            steps = []
             if credited:
-                post(conn, now, "redeem" if redemption else "deposit", "liability", me,
-                     credited, secrets.token_hex(16))
+                steps.append(post_step(now, "redeem" if redemption else "deposit", "liability",
+                                       f"acct:{depositor_pk}", credited, secrets.token_hex(16)))
             if credited or fraud_credit:
-                conn.execute(update(accounts).where(accounts.c.id == depositor_pk).values(
-                    balance=accounts.c.balance + credited + fraud_credit))
+                steps.append((_CREDIT, {"pk": depositor_pk, "amount": credited + fraud_credit}))
+            if steps:  # the credit and the commit in one round trip
+                run(conn, *steps, commit=True)
         return verdicts  # type: ignore[return-value]
 
     def _stored(self, conn: Connection, keys: list[tuple[int, bytes]]) -> dict:

@@ -101,24 +101,25 @@ def pipeline(driver: psycopg.Connection, steps: Sequence[tuple[Statement, Mappin
     row tuples per step (empty for a statement without rows).
 
     psycopg deallocates every prepared statement of a connection, ours too,
-    when it sees a rollback while its own cache holds any. A pipeline that
-    begins its transaction then finds a statement gone: it is sent once more,
-    preparing everything anew (after a ``ROLLBACK`` of the transaction it
-    began). A pipeline inside an older transaction raises the error instead;
-    :func:`store.retrying` runs the transaction again."""
+    when it sees a rollback while its own cache holds any; and a statement
+    prepared in a transaction that then failed stays prepared. A pipeline that
+    begins its transaction and finds a statement gone (or one already there)
+    is sent again, preparing anew what is gone (after a ``ROLLBACK`` of the
+    transaction it began). A pipeline inside an older transaction raises the
+    error instead; :func:`store.retrying` runs the transaction again."""
     pg = driver.pgconn
     with driver.lock:
         known = _prepared.setdefault(driver, set())
-        for attempt in range(2):
+        for attempt in range(_attempts(steps)):
             pg.enter_pipeline_mode()
             try:
                 sent, rows_of = _send(driver, pg, known, steps, begin,
                                       b"COMMIT" if commit else None)
                 results = _wait_here(pg, _exchange(pg, len(sent)))
                 return _rows(driver, known, sent, rows_of, results)
-            except psycopg.errors.InvalidSqlStatementName:
-                known.clear()
-                if not begin or attempt:
+            except _OUT_OF_STEP as exc:
+                _resync(known, exc)
+                if not begin or attempt == _attempts(steps) - 1:
                     raise
             finally:
                 _leave_pipeline_mode(pg)
@@ -137,15 +138,15 @@ async def pipeline_async(driver: psycopg.Connection, steps: Sequence[tuple[State
     end = b"ROLLBACK" if rollback else b"COMMIT" if commit else None
     pg.nonblocking = 1
     try:
-        for attempt in range(2):
+        for attempt in range(_attempts(steps)):
             pg.enter_pipeline_mode()
             try:
                 sent, rows_of = _send(driver, pg, known, steps, begin, end)
                 results = await _wait_on_loop(pg, _exchange(pg, len(sent)))
                 return _rows(driver, known, sent, rows_of, results)
-            except psycopg.errors.InvalidSqlStatementName:
-                known.clear()
-                if not begin or attempt:
+            except _OUT_OF_STEP as exc:
+                _resync(known, exc)
+                if not begin or attempt == _attempts(steps) - 1:
                     raise
             finally:
                 _leave_pipeline_mode(pg)
@@ -153,6 +154,27 @@ async def pipeline_async(driver: psycopg.Connection, steps: Sequence[tuple[State
         if pg.status == pq.ConnStatus.OK:
             pg.nonblocking = 0
     raise AssertionError("unreachable")
+
+
+# What this module believes is prepared on a connection and what is can part:
+# psycopg's DEALLOCATE ALL removes ours (26000 when one is used), and a
+# statement prepared in a transaction that then failed stays prepared (42P05
+# when prepared again after the set was cleared).
+_OUT_OF_STEP = (psycopg.errors.InvalidSqlStatementName,
+                psycopg.errors.DuplicatePreparedStatement)
+
+
+def _resync(known: set[bytes], exc: Exception) -> None:
+    """Forget every name after a missing one (psycopg deallocates them all at
+    once); a name found already prepared was added by :func:`_rows`."""
+    if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+        known.clear()
+
+
+def _attempts(steps: Sequence) -> int:
+    """A pipeline that begins its transaction is sent again until it runs:
+    each attempt corrects what was believed of at least one statement."""
+    return len(steps) + 2
 
 
 def _leave_pipeline_mode(pg: pq.abc.PGconn) -> None:
@@ -206,6 +228,8 @@ def _rows(driver: psycopg.Connection, known: set[bytes], sent: list[bytes | None
     for i, result in enumerate(results):
         if result.status == _E.FATAL_ERROR and error is None:
             error = psycopg.errors.error_from_result(result, encoding=driver.info.encoding)
+            if sent[i] is not None and isinstance(error, psycopg.errors.DuplicatePreparedStatement):
+                known.add(sent[i])  # prepared before, in a transaction that failed
         elif result.status == _E.COMMAND_OK and sent[i] is not None:
             known.add(sent[i])  # prepared on this connection from now on
     if error is not None:

@@ -247,8 +247,9 @@ class Disconnected(Exception):
 
 
 # serialization failure, deadlock detected, a prepared statement psycopg
-# deallocated before a transaction's later pipeline (see pgpipe.pipeline)
-_RETRY_STATES = {"40001", "40P01", "26000"}
+# deallocated before a transaction's later pipeline, or one prepared again
+# after that (see pgpipe.pipeline)
+_RETRY_STATES = {"40001", "40P01", "26000", "42P05"}
 
 
 def is_transient(exc: Exception) -> bool:
