@@ -72,7 +72,10 @@ def _insert_spent(conn: Connection, rows: list[dict]) -> list[tuple[int, bytes]]
     """The spent-coin rows that went in, as ``(generation, serial)``. A few rows
     (a payment at a shop's terminal, settled at once) are one plain statement,
     sent with the transaction's ``BEGIN`` in one round trip; a batch is one
-    statement over arrays (:func:`store.insert_ignoring_conflicts`)."""
+    statement over arrays (:func:`store.insert_ignoring_conflicts`). Not done
+    there for every caller: a plain statement after SQLAlchemy's own in a
+    transaction may meet a statement psycopg deallocated, and only a caller
+    wrapped in ``retrying`` runs again (:meth:`Bank.credit`'s is not)."""
     if not rows:
         return []
     if len(rows) > FEW_ROWS:

@@ -110,7 +110,8 @@ def pipeline(driver: psycopg.Connection, steps: Sequence[tuple[Statement, Mappin
     pg = driver.pgconn
     with driver.lock:
         known = _prepared.setdefault(driver, set())
-        for attempt in range(_attempts(steps)):
+        attempts = _attempts(steps)
+        for attempt in range(attempts):
             pg.enter_pipeline_mode()
             try:
                 sent, rows_of = _send(driver, pg, known, steps, begin,
@@ -119,7 +120,7 @@ def pipeline(driver: psycopg.Connection, steps: Sequence[tuple[Statement, Mappin
                 return _rows(driver, known, sent, rows_of, results)
             except _OUT_OF_STEP as exc:
                 _resync(known, exc)
-                if not begin or attempt == _attempts(steps) - 1:
+                if not begin or attempt == attempts - 1:
                     raise
             finally:
                 _leave_pipeline_mode(pg)
@@ -137,8 +138,9 @@ async def pipeline_async(driver: psycopg.Connection, steps: Sequence[tuple[State
     known = _prepared.setdefault(driver, set())
     end = b"ROLLBACK" if rollback else b"COMMIT" if commit else None
     pg.nonblocking = 1
+    attempts = _attempts(steps)
     try:
-        for attempt in range(_attempts(steps)):
+        for attempt in range(attempts):
             pg.enter_pipeline_mode()
             try:
                 sent, rows_of = _send(driver, pg, known, steps, begin, end)
@@ -146,7 +148,7 @@ async def pipeline_async(driver: psycopg.Connection, steps: Sequence[tuple[State
                 return _rows(driver, known, sent, rows_of, results)
             except _OUT_OF_STEP as exc:
                 _resync(known, exc)
-                if not begin or attempt == _attempts(steps) - 1:
+                if not begin or attempt == attempts - 1:
                     raise
             finally:
                 _leave_pipeline_mode(pg)
