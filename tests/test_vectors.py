@@ -262,5 +262,5 @@ def test_policy_and_keyset():
 def test_coin_dataclass_is_plain_data():
     w = WD["withdrawals"][0]
     coin = wj.coin_from_json(w["coin"])
-    assert isinstance(coin, Coin) and coin.serial == coin.A
+    assert isinstance(coin, Coin) and coin.serial == coin.coin_id != coin.A
     assert Commitment(el(w["a"]), el(w["b"])).a.hex() == w["a"]

@@ -4,7 +4,7 @@ Letters follow the paper and the spec (``I``, ``u1``, ``A``, ``B``, ``r1``...).
 """
 
 from . import group
-from .coin import Coin, CoinSecrets, coin_challenge, verify_coin
+from .coin import Coin, CoinSecrets, coin_challenge, compute_coin_id, verify_coin
 from .errors import (
     BadSignature,
     CurrencyMismatch,
@@ -12,6 +12,7 @@ from .errors import (
     EncodingError,
     IdentityElement,
     InvalidCoin,
+    InvalidRefusal,
     InvalidRegistration,
     InvalidRequest,
     InvalidSpend,
@@ -50,6 +51,7 @@ from .payment import (
     spend_challenge,
     verify_spend,
 )
+from .refusal import Refusal, make_refusal, payment_digest
 from .sign import SigningKey
 from .withdrawal import (
     Commitment,
@@ -62,14 +64,16 @@ from .withdrawal import (
 
 __all__ = [
     "BadSignature", "Coin", "CoinSecrets", "Commitment", "CurrencyMismatch",
-    "DenominationKey", "DenominationSecret", "DoubleSpendProof", "EcashError", "EncodingError",
-    "H_bytes", "H_group", "H_scalar", "Identification", "IdentityElement", "InvalidCoin",
-    "InvalidRegistration", "InvalidRequest", "InvalidSpend", "InvalidWithdrawalResponse",
-    "KeyMismatch", "KeysetInvalid", "MerchantCertificate", "NonCanonicalElement",
-    "NonCanonicalScalar", "NotADoubleSpend", "PaymentRequest", "Policy", "Receipt",
-    "SignedRequest", "SigningKey", "Spend", "WithdrawalState", "WrongLength", "WrongMerchant",
-    "ZeroScalar", "bank_commit", "bank_respond", "canonical_json", "certify_merchant",
-    "check_keyset", "coin_challenge", "compute_key_id", "g", "g1", "g2", "group", "identify",
-    "make_denomination_key", "make_receipt", "make_spend", "sign_request", "spend_challenge",
-    "user_blind", "user_finish", "verify_coin", "verify_double_spend", "verify_spend",
+    "DenominationKey", "DenominationSecret", "DoubleSpendProof", "EcashError",
+    "EncodingError", "H_bytes", "H_group", "H_scalar", "Identification", "IdentityElement",
+    "InvalidCoin", "InvalidRefusal", "InvalidRegistration", "InvalidRequest", "InvalidSpend",
+    "InvalidWithdrawalResponse", "KeyMismatch", "KeysetInvalid", "MerchantCertificate",
+    "NonCanonicalElement", "NonCanonicalScalar", "NotADoubleSpend", "PaymentRequest",
+    "Policy", "Receipt", "Refusal", "SignedRequest", "SigningKey", "Spend", "WithdrawalState",
+    "WrongLength", "WrongMerchant", "ZeroScalar", "bank_commit", "bank_respond",
+    "canonical_json", "certify_merchant", "check_keyset", "coin_challenge", "compute_coin_id",
+    "compute_key_id", "g", "g1", "g2", "group", "identify", "make_denomination_key",
+    "make_receipt", "make_refusal", "make_spend", "payment_digest", "sign_request",
+    "spend_challenge", "user_blind", "user_finish", "verify_coin", "verify_double_spend",
+    "verify_spend",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from . import group
 from .errors import EcashError, InvalidCoin, KeyMismatch, NonCanonicalScalar
-from .hashing import H_scalar
+from .hashing import H_bytes, H_scalar
 
 
 class PublicKeyLike(Protocol):
@@ -17,7 +18,11 @@ class PublicKeyLike(Protocol):
 
 @dataclass(frozen=True)
 class Coin:
-    """``(key_id, A, B, z', a', b', r')``; the serial number is ``A``."""
+    """``(key_id, A, B, z', a', b', r')``, identified by :attr:`coin_id` (rev. 2).
+
+    ``A`` alone is not an identifier: a holder who reuses ``s`` gets two
+    signatures on one ``A``, and each is a coin of its own (ECASH-1 4.1).
+    """
 
     key_id: bytes
     A: bytes
@@ -27,9 +32,20 @@ class Coin:
     b: bytes
     r: int
 
+    @cached_property
+    def coin_id(self) -> bytes:
+        """``H_bytes("coin-id", key_id, A, B)[0:32]``: the coin's serial number."""
+        return compute_coin_id(self.key_id, self.A, self.B)
+
     @property
     def serial(self) -> bytes:
-        return self.A
+        """The serial number of the spec's text, which revision 2 defines as ``coin_id``."""
+        return self.coin_id
+
+
+def compute_coin_id(key_id: bytes, A: bytes, B: bytes) -> bytes:
+    """``coin_id = H_bytes("coin-id", key_id, A, B)[0:32]`` (ECASH-1 4.1, rev. 2)."""
+    return H_bytes("coin-id", key_id, A, B)[:32]
 
 
 @dataclass(frozen=True, repr=False)

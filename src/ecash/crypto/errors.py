@@ -104,3 +104,9 @@ class KeysetInvalid(EcashError):
     """A keyset that breaks ECASH-1 9.6 or whose signatures do not verify."""
 
     code = "keyset_invalid"
+
+
+class InvalidRefusal(EcashError):
+    """A signed refusal that is malformed or is not a refusal of the given payment (5.1)."""
+
+    code = "refusal_invalid"

@@ -143,6 +143,12 @@ def payment_to_bytes(spends: list[Spend]) -> bytes:
             + b"".join(spend_to_bytes(s) for s in spends))
 
 
+def payment_items(spends: list[Spend]) -> list[bytes]:
+    """A payment's coins as the fields of its ``payment_digest`` (5.1): each
+    plain coin's 288-byte spend."""
+    return [spend_to_bytes(s) for s in spends]
+
+
 def payment_from_bytes(data: bytes) -> list[Spend]:
     rd = Reader(data, "payment")
     req = _request(rd)

@@ -26,6 +26,7 @@ from ..crypto.keys import (
     canonical_json,
 )
 from ..crypto.payment import PaymentRequest, Receipt, SignedRequest, Spend
+from ..crypto.refusal import Refusal
 from .errors import WireError
 
 _HEX = frozenset("0123456789abcdef")
@@ -344,3 +345,22 @@ def receipt_from_json(v: Any) -> Receipt:
     return Receipt(hex_bytes(o["request_id"], 32, "receipt.request_id"),
                    integer(o["amount"], "receipt.amount"),
                    hex_bytes(o["signature"], 64, "receipt.signature"))
+
+
+REFUSAL_KEYS = ("request_id", "payment_digest", "code", "signature")
+
+
+def refusal_to_json(r: Refusal) -> dict:
+    return {"request_id": r.request_id.hex(), "payment_digest": r.payment_digest.hex(),
+            "code": r.code, "signature": r.signature.hex()}
+
+
+def refusal_from_json(v: Any) -> Refusal:
+    """A refusal's shape (section 8); whether it refuses a given payment is
+    :meth:`Refusal.verify`'s business (its code is checked there too, so that a
+    badly coded refusal is reported as an invalid refusal, not as bad JSON)."""
+    o = _object(v, REFUSAL_KEYS, "refusal")
+    return Refusal(hex_bytes(o["request_id"], 32, "refusal.request_id"),
+                   hex_bytes(o["payment_digest"], 32, "refusal.payment_digest"),
+                   string(o["code"], "refusal.code"),
+                   hex_bytes(o["signature"], 64, "refusal.signature"))
