@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -93,12 +92,13 @@ def cpu_seconds(root: int) -> tuple[float, float]:
     return server, pg
 
 
-def group_cpu_seconds(url: str) -> float:
+def group_cpu_seconds(operator: BankClient) -> float:
     """The bank's own count of the CPU time its commitments' group operations
     took (every worker), from ``/metrics``: the raw cost as the bank meets it,
     on its CPU at that moment, which this machine's drifting speed cannot
-    skew against the bank's total the way a figure timed elsewhere can."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    skew against the bank's total the way a figure timed elsewhere can.
+    ``/metrics`` is the operator's: asked with the operator credential."""
+    text = operator.http.get("/metrics", timeout=10).text
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("ecash_commitment_group_cpu_seconds_total"))
 
@@ -289,7 +289,7 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
         list(ex.map(sessions, holders, [1] * streams))  # warm up
         raws = [withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS))]
         wall = 0.0
-        group0 = group_cpu_seconds(url)
+        group0 = group_cpu_seconds(operator)
         cpu0 = cpu_seconds(pid)
         for _ in range(rounds):
             t = time.perf_counter()
@@ -297,7 +297,7 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
             wall += time.perf_counter() - t
             raws.append(withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS)))
         cpu1 = cpu_seconds(pid)
-        group1 = group_cpu_seconds(url)
+        group1 = group_cpu_seconds(operator)
     for h in holders:
         h.client.close()
     coins = rounds * per_round * streams * BATCH
@@ -387,7 +387,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     raws = [withdraw_raw_us(raw_costs(RAW_OPS))]
     idle_raws: list[float] = []
     sampling = 0.0
-    group0 = group_cpu_seconds(url)
+    group0 = group_cpu_seconds(operator)
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -406,7 +406,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         sampling += time.perf_counter() - a
     wall = time.perf_counter() - t0 - sampling
     cpu1 = cpu_seconds(pid)
-    group1 = group_cpu_seconds(url)
+    group1 = group_cpu_seconds(operator)
     raws.append(withdraw_raw_us(raw_costs(RAW_OPS)))
     raw = statistics.median(raws)
     n_w = n_batches * BATCH

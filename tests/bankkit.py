@@ -29,6 +29,7 @@ from ecash.crypto.coin import Coin, CoinSecrets
 from ecash.crypto.keys import Keyset
 from ecash.crypto.payment import PaymentRequest, Spend, make_spend
 from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+from ecash.wire.redemption import REDEMPTION_PAYEE, redemption_request
 
 PG_URL = os.environ.get("ECASH_TEST_PG", "postgresql://ecash:ecash@127.0.0.1:5432/postgres")
 
@@ -162,10 +163,11 @@ class Holder:
         import time
 
         amount = sum(VALUE_OF[c.key_id] for c, _ in coins) if VALUE_OF else 0
-        req = PaymentRequest(merchant_id, amount, currency,
-                             timestamp_ms if timestamp_ms is not None else
-                             int((self.clock() if self.clock is not None else time.time()) * 1000),
-                             secrets.token_bytes(16))
+        ts = timestamp_ms if timestamp_ms is not None else \
+            int((self.clock() if self.clock is not None else time.time()) * 1000)
+        req = (redemption_request(self.account_id, amount, currency, ts)
+               if merchant_id == REDEMPTION_PAYEE else  # bound to this account, as a wallet's
+               PaymentRequest(merchant_id, amount, currency, ts, secrets.token_bytes(16)))
         return [make_spend(c, s, self.u1, req) for c, s in coins]
 
 

@@ -28,10 +28,12 @@ from ecash.crypto import (
     PaymentRequest,
     SigningKey,
     certify_merchant,
+    compute_coin_id,
     group,
     identify,
     make_denomination_key,
     make_receipt,
+    make_refusal,
     make_spend,
     registration,
     sign_request,
@@ -60,6 +62,7 @@ nonzero_scalars = st.integers(1, q - 1)
 scalars = st.integers(0, q - 1)
 json_ints = st.integers(0, MAX_JSON_INT)
 currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3)
+refusal_codes = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=64)
 nonces = st.binary(min_size=16, max_size=16)
 
 
@@ -169,7 +172,8 @@ def test_withdraw_pay_verify_round_trip(branches, data):
         coin, secrets = user_finish(restored, r, beta)
     assert secrets == setup.secrets
     assert coin.key_id == key.key_id
-    assert coin.serial == coin.A == group.mul(I_g2, s)
+    assert group.mul(I_g2, s) == coin.A
+    assert coin.serial == coin.coin_id == compute_coin_id(coin.key_id, coin.A, coin.B)
     assert coin.z == group.mul(z, s)
     verify_coin(coin, key)
     assert binary.coin_from_bytes(binary.coin_to_bytes(coin)) == coin
@@ -255,6 +259,8 @@ SPEND = make_spend(COIN, SECRETS, FIXED.u1, REQUEST)
 CERT = certify_merchant(MASTER, MERCHANT_ID, MERCHANT.public_key, 1_900_000_000)
 ENVELOPE = sign_request(MERCHANT, CERT, REQUEST, "https://pos.example/till/7")
 RECEIPT = make_receipt(MERCHANT, REQUEST)
+REFUSAL = make_refusal(MERCHANT, REQUEST.request_id, [binary.spend_to_bytes(SPEND)],
+                       "request_expired")
 
 
 def _check_coin_binary(b: bytes) -> None:
@@ -285,6 +291,11 @@ def _check_receipt_json(b: bytes) -> None:
     wj.receipt_from_json(wj.loads(b)).verify(MERCHANT.public_key)
 
 
+def _check_refusal_json(b: bytes) -> None:
+    wj.refusal_from_json(wj.loads(b)).verify(MERCHANT.public_key, REQUEST.request_id,
+                                             [binary.spend_to_bytes(SPEND)])
+
+
 def _check_request_text(b: bytes) -> None:
     text.request_from_text(b.decode("latin-1")).verify(MASTER.public_key)
 
@@ -306,6 +317,7 @@ TARGETS = {
     "envelope_json": (_json_bytes(wj.envelope_to_json(ENVELOPE)), _check_envelope_json),
     "envelope_binary": (binary.envelope_to_bytes(ENVELOPE), _check_envelope_binary),
     "receipt_json": (_json_bytes(wj.receipt_to_json(RECEIPT)), _check_receipt_json),
+    "refusal_json": (_json_bytes(wj.refusal_to_json(REFUSAL)), _check_refusal_json),
     "request_text": (text.request_to_text(ENVELOPE).encode("ascii"), _check_request_text),
     "payment_text": (text.payment_to_text([SPEND]).encode("ascii"), _check_payment_text),
 }
@@ -389,7 +401,8 @@ OBJECT_KEYS = {"coin_from_json": wj.COIN_KEYS, "request_from_json": wj.REQUEST_K
                "spend_from_json": wj.SPEND_KEYS, "key_from_json": wj.KEY_KEYS,
                "policy_from_json": wj.POLICY_KEYS, "keyset_from_json": wj.KEYSET_KEYS,
                "certificate_from_json": wj.CERTIFICATE_KEYS,
-               "envelope_from_json": wj.ENVELOPE_KEYS, "receipt_from_json": wj.RECEIPT_KEYS}
+               "envelope_from_json": wj.ENVELOPE_KEYS, "receipt_from_json": wj.RECEIPT_KEYS,
+               "refusal_from_json": wj.REFUSAL_KEYS}
 JSON_DECODERS = {name: getattr(wj, name) for name in OBJECT_KEYS}
 ENCODERS = {name: getattr(wj, name.replace("_from_json", "_to_json")) for name in OBJECT_KEYS}
 
@@ -429,7 +442,8 @@ NESTED = {"coin": "coin_from_json", "request": "request_from_json",
           "certificate": "certificate_from_json", "policy": "policy_from_json"}
 ELEMENT_FIELDS = frozenset({"A", "B", "z", "a", "b", "h"})
 SCALAR_FIELDS = frozenset({"r", "r1", "r2"})
-HEX32_FIELDS = frozenset({"key_id", "request_id", "public_key", "master_public_key"})
+HEX32_FIELDS = frozenset({"key_id", "request_id", "public_key", "master_public_key",
+                          "payment_digest"})
 HEX64_FIELDS = frozenset({"signature", "policy_signature"})
 
 
@@ -442,7 +456,8 @@ def good_field(k: str, txt: st.SearchStrategy) -> st.SearchStrategy:
     return (element_hex if k in ELEMENT_FIELDS else scalar_hex if k in SCALAR_FIELDS
             else _hex(32) if k in HEX32_FIELDS else _hex(64) if k in HEX64_FIELDS
             else _hex(16) if k == "nonce" else merchant_ids() if k == "merchant_id"
-            else currencies if k == "currency" else txt if k == "pos_url" else json_ints)
+            else currencies if k == "currency" else txt if k == "pos_url"
+            else refusal_codes if k == "code" else json_ints)
 
 
 def near_field(k: str, txt: st.SearchStrategy) -> st.SearchStrategy:
@@ -458,6 +473,8 @@ def near_field(k: str, txt: st.SearchStrategy) -> st.SearchStrategy:
         return st.sampled_from(["", "x" * 65, "é" * 33]) | txt
     if k == "currency":
         return st.sampled_from(["eur", "EU", "EURO", "ÉUR", "E1R", "EUR "]) | txt
+    if k == "code":
+        return st.sampled_from(["", "Coin-Seen", "x" * 65, "é", "a b"]) | txt
     if k in NESTED or k in ("keys", "pos_url"):
         return json_values_of(txt)
     return st.one_of(st.integers(-(2**64), -1), st.integers(MAX_JSON_INT + 1, 2**70),
@@ -518,6 +535,7 @@ INT_FIELDS = [(name, k) for name, keys in OBJECT_KEYS.items() for k in keys
               or k.endswith("_limit")]
 VALID_JSON = {"request_from_json": wj.request_to_json(REQUEST),
               "receipt_from_json": wj.receipt_to_json(RECEIPT),
+              "refusal_from_json": wj.refusal_to_json(REFUSAL),
               "certificate_from_json": wj.certificate_to_json(CERT),
               "key_from_json": wj.key_to_json(KEY),
               "policy_from_json": {"currency": "EUR", "deposit_window_s": 86_400,
@@ -574,6 +592,8 @@ def _verify_decoded(name: str, obj) -> None:
         "certificate_from_json": lambda: obj.verify(MASTER.public_key),
         "envelope_from_json": lambda: obj.verify(MASTER.public_key, now=1_800_000_000),
         "receipt_from_json": lambda: obj.verify(MERCHANT.public_key),
+        "refusal_from_json": lambda: obj.verify(MERCHANT.public_key, REQUEST.request_id,
+                                                [binary.spend_to_bytes(SPEND)]),
     }
     with contextlib.suppress(EcashError):
         checks[name]()

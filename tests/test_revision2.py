@@ -104,8 +104,8 @@ def test_invalid_refusals_rejected(case):
     rid = bytes.fromhex(case["request_id"])
     spends = [wj.spend_from_json(s) for s in case["payment"]]
     items = binary.payment_items(spends)
-    refusal = wj.refusal_from_json(case["refusal"])
-    with pytest.raises(InvalidRefusal):
+    with pytest.raises(InvalidRefusal):  # the code's charset is checked as it is decoded
+        refusal = wj.refusal_from_json(case["refusal"])
         refusal.verify(bytes.fromhex(case["merchant_public_key"]), rid, items)
 
 

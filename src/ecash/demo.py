@@ -23,6 +23,7 @@ from .bank.client import BankClient
 from .bank.server import ThreadedServer
 from .bank.service import Bank
 from .crypto.payment import Spend
+from .files import private_dir, write_private
 from .merchant import Terminal, init_terminal
 from .merchant.http import create_app as terminal_app
 from .wallet import KDF_PROFILES, Payment, Wallet
@@ -229,11 +230,11 @@ class Story:
         expect({wj.dumps(case["spend1"]), wj.dumps(case["spend2"])} <= paid,
                "the fraud case's transcripts are not the two payments")
         ds = out / "double-spend"
-        ds.mkdir(parents=True, exist_ok=True)
-        (ds / "key.json").write_text(wj.dumps(case["key"]) + "\n")
+        private_dir(ds)
+        write_private(ds / "key.json", wj.dumps(case["key"]) + "\n")
         for name in ("spend1", "spend2"):
-            (ds / f"{name}.json").write_text(wj.dumps(case[name]) + "\n")
-        (ds / "identity.txt").write_text(identity + "\n")
+            write_private(ds / f"{name}.json", wj.dumps(case[name]) + "\n")
+        write_private(ds / "identity.txt", identity + "\n")
         run = subprocess.run([*ecash_command(), "verify", "double-spend", "--key",
                               str(ds / "key.json"), str(ds / "spend1.json"),
                               str(ds / "spend2.json"), "--identity", identity],
@@ -255,11 +256,11 @@ class Story:
         ks = self.op.keyset()
         used = {s.coin.key_id for s in self.spends}
         keys = [wj.key_to_json(k) for k in ks.keys if k.key_id in used]
-        (out / "keys.json").write_text(wj.dumps(keys) + "\n")
+        write_private(out / "keys.json", wj.dumps(keys) + "\n")
         spends_dir = out / "spends"
-        spends_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(spends_dir)
         for i, s in enumerate(self.spends, 1):
-            (spends_dir / f"{i:03d}.json").write_text(wj.dumps(wj.spend_to_json(s)) + "\n")
+            write_private(spends_dir / f"{i:03d}.json", wj.dumps(wj.spend_to_json(s)) + "\n")
         self.say("Files", f"{out}: keys.json ({len(keys)} keys), spends/ ({len(self.spends)}"
                  " transcripts), double-spend/")
 
@@ -268,7 +269,7 @@ def run(workdir: Path, say: Say, out: Path | None = None) -> dict:
     """Tell the whole story in ``workdir``; write the files to ``out`` (or
     ``workdir/out``). Raises :class:`DemoFailure` on any surprise."""
     out = out or workdir / "out"
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     with ExitStack() as stack:
         story = Story(workdir, say, stack)
         story.start_bank()
@@ -299,7 +300,7 @@ def run(workdir: Path, say: Say, out: Path | None = None) -> dict:
 @contextmanager
 def workdir(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path)
         yield path
         return
     import tempfile

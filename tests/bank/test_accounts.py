@@ -137,8 +137,9 @@ def test_public_endpoints_need_no_credential(env):
     ks.check()
     gens = raw(env, "GET", "/v1/generations").json()["generations"]
     assert [g["generation"] for g in gens] == [1]
-    r = raw(env, "POST", "/v1/spent-range", json_body={"generation": 1, "prefixes": [0]})
-    assert r.status_code == 200 and r.json()["serials"] == []
+    r = raw(env, "POST", "/v1/spent-range", json_body={"generation": 1, "prefix_bits": 8,
+                                                        "prefixes": [0], "after": None})
+    assert r.status_code == 200 and r.json()["coin_ids"] == []
 
 
 def test_registration(env):

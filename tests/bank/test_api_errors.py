@@ -122,7 +122,8 @@ def endpoints(w: dict) -> list[tuple[str, str, str | None, dict]]:
     """Every endpoint that takes a body: (method, path, credential, a valid body)."""
     a, s = w["alice"], w["session"]
     return [
-        ("POST", "/v1/spent-range", None, {"generation": 1, "prefixes": [0, 7]}),
+        ("POST", "/v1/spent-range", None, {"generation": 1, "prefix_bits": 8, "prefixes": [0, 7],
+                                           "after": None}),
         ("POST", f"/v1/accounts/{w['bob']}/identity", "bob", w["proof"]),
         ("POST", f"/v1/accounts/{a}/withdrawals", "holder", {"key_ids": [w["key_id"]]}),
         ("POST", f"/v1/accounts/{a}/exchanges", "holder",

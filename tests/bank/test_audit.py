@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import pytest
+
 from ecash.bank.client import BankHTTPError
 from ecash.crypto.withdrawal import user_finish
 from ecash.wire import binary
@@ -26,7 +28,7 @@ class Model:
     issued: int = 0
     deposited: int = 0
     receivable: int = 0
-    references: set[tuple[str, str]] = field(default_factory=set)
+    references: dict[tuple[str, str], int] = field(default_factory=dict)  # -> amount
 
     @property
     def liability(self) -> int:
@@ -86,7 +88,7 @@ def test_random_run_balances(env):
         holders.append(h)
         model.balances[h.account_id] = 800
         model.status[h.account_id] = "active"
-        model.references.add((h.account_id, "initial"))
+        model.references[(h.account_id, "initial")] = 800
     merchants = {}
     for mid in ("shop-a", "shop-b"):
         merchants[mid] = env.merchant(mid)
@@ -203,10 +205,16 @@ def test_random_run_balances(env):
 
     def credit(h: Holder) -> None:
         reference = f"ref-{rng.randint(0, 15)}"
-        amount = rng.randint(1, 500)
+        known = model.references.get((h.account_id, reference))
+        amount = known if known is not None and rng.random() < 0.5 else rng.randint(1, 500)
+        if known is not None and known != amount:  # a reference reused for another amount
+            with pytest.raises(BankHTTPError) as info:
+                env.operator.credit(h.account_id, amount, reference)
+            assert (info.value.status, info.value.code) == (409, "reference_reused")
+            return
         balance = env.operator.credit(h.account_id, amount, reference)
-        if (h.account_id, reference) not in model.references:
-            model.references.add((h.account_id, reference))
+        if known is None:
+            model.references[(h.account_id, reference)] = amount
             model.balances[h.account_id] += amount
         assert balance == model.balances[h.account_id]
 

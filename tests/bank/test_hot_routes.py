@@ -49,12 +49,17 @@ def test_other_methods_on_hot_paths_get_fastapi_problems(tmp_path):
 
 
 def test_hot_endpoints_are_rate_limited(tmp_path):
+    """Per authenticated principal: an unknown credential is refused, not
+    given a bucket of its own."""
     limiter = RateLimiter(per_credential=1.0, per_address=1e6, burst=3)
     with running_bank("sqlite", tmp_path, rate_limit=limiter) as env:
+        shop = token_of(env.merchant("shop"))
         statuses = [httpx.post(f"{env.url}/v1/merchant/deposits", json={"spends": []},
-                               headers={"authorization": "Bearer nobody"}).status_code
+                               headers={"authorization": f"Bearer {shop}"}).status_code
                     for _ in range(6)]
-        assert statuses[:3] == [401] * 3 and statuses[3:] == [429] * 3
+        assert statuses[:3] == [422] * 3 and statuses[3:] == [429] * 3
+        assert httpx.post(f"{env.url}/v1/merchant/deposits", json={"spends": []}, headers={
+            "authorization": "Bearer nobody"}).status_code == 401
 
 
 def test_the_fastapi_twins_serve_the_same_withdrawal_and_deposit(tmp_path):

@@ -10,8 +10,9 @@ from ecash.bank.client import BankUnreachable
 from ecash.bank.config import DAY, BankConfig
 from ecash.bank.schema import spent_coins
 from ecash.crypto.coin import verify_coin
-from ecash.crypto.payment import PaymentRequest, make_spend
+from ecash.crypto.payment import make_spend
 from ecash.crypto.withdrawal import user_finish
+from ecash.wire.redemption import redemption_request
 
 from ..bankkit import (
     ENGINES,
@@ -160,7 +161,7 @@ def test_exchange_refusals(env):
     twice = alice.pay(coins[:1], "bank")
     with refused(422, "redemption_refused"):
         alice.start([8], exchange=twice + twice)
-    req = PaymentRequest("bank", 5, "CNY", int(env.clock() * 1000), b"\x01" * 16)
+    req = redemption_request(alice.account_id, 5, "CNY", int(env.clock() * 1000))
     with refused(422, "redemption_refused"):  # the coins are worth 4, not 5
         alice.start([4], exchange=[make_spend(*coins[0], alice.u1, req)])
     with refused(402, "insufficient_funds"):

@@ -49,11 +49,11 @@ def request_count(metrics_text: str, route: str) -> float:
 
 def test_latency_is_recorded_per_route(tmp_path):
     with running_bank("sqlite", tmp_path) as env:
-        before = request_count(httpx.get(f"{env.url}/metrics").text, "/v1/keyset")
+        before = request_count(env.operator.http.get("/metrics").text, "/v1/keyset")
         for _ in range(3):
             assert httpx.get(f"{env.url}/v1/keyset").status_code == 200
         assert httpx.get(f"{env.url}/v1/no-such-route").status_code == 404
-        text = httpx.get(f"{env.url}/metrics").text
+        text = env.operator.http.get("/metrics").text
         assert request_count(text, "/v1/keyset") == before + 3
         assert request_count(text, "other") >= 1  # unrouted requests are counted apart
 
@@ -66,13 +66,13 @@ def test_the_plainly_served_hot_routes_are_labelled_and_documented(tmp_path):
         "/v1/accounts/{account_id}/withdrawals/{session_id}"
     routes = (start, answer, "/v1/merchant/deposits")
     with running_bank("sqlite", tmp_path) as env:
-        text = httpx.get(f"{env.url}/metrics").text
+        text = env.operator.http.get("/metrics").text
         before = [request_count(text, r) for r in routes]
         alice = env.holder("Alice", funds=100)
         alice.withdraw([1, 2])
         shop = env.merchant("shop")
         assert shop.deposit(alice.pay(alice.withdraw([4]), "shop"))[0]["status"] == "accepted"
-        text = httpx.get(f"{env.url}/metrics").text
+        text = env.operator.http.get("/metrics").text
         assert [request_count(text, r) - b for r, b in zip(routes, before, strict=True)] \
             == [2, 2, 1]
         paths = httpx.get(f"{env.url}/openapi.json").json()["paths"]
@@ -91,8 +91,8 @@ def test_the_commitments_group_cpu_is_counted(tmp_path):
     commitments' group operations, grown by each session's commitments."""
     with running_bank("sqlite", tmp_path) as env:
         alice = env.holder("Alice", funds=1_000)
-        before = group_cpu(httpx.get(f"{env.url}/metrics").text)
+        before = group_cpu(env.operator.http.get("/metrics").text)
         alice.withdraw([1] * 32)
-        after = group_cpu(httpx.get(f"{env.url}/metrics").text)
+        after = group_cpu(env.operator.http.get("/metrics").text)
         # 128 group operations take well over a millisecond of CPU anywhere
         assert 1e-3 < after - before < 5.0

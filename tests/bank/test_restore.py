@@ -1,14 +1,14 @@
 """What a wallet restore needs from the bank (ECASH-1 9.4, 9.7): the record
-of every answered withdrawal, and the k-anonymous spent-serial range query."""
+of every answered withdrawal, and the spent-set query by bucket."""
 
 from __future__ import annotations
 
-import hashlib
-
 from ecash.crypto import group
 from ecash.crypto.withdrawal import WithdrawalState, user_finish
+from ecash.wire.redemption import redemption_request
+from ecash.wire.spentset import bucket_of, prefix_of
 
-from ..bankkit import raw, refused
+from ..bankkit import pay_request, raw, refused
 
 
 def test_withdrawal_records_rebuild_every_coin(env):
@@ -51,39 +51,34 @@ def test_withdrawal_records_rebuild_every_coin(env):
     assert len(bob.client.withdrawal_records(bob.account_id)) == 1
 
 
-def prefix_of(serial: bytes, bits: int = 8) -> int:
-    return int.from_bytes(hashlib.sha256(serial).digest()[:4], "big") >> (32 - bits)
-
-
 def test_spent_range(env):
+    """Deposited and redeemed coins are in the spent set under their coin_id,
+    asked for by bucket (the caps and pages: test_spent_range.py)."""
     alice = env.holder("Alice", funds=100_000)
     shop = env.merchant("shop")
     coins = alice.withdraw([1] * 24)
     spent, kept = coins[:16], coins[16:]
     shop.deposit(alice.pay(spent[:12], "shop"))
-    alice.client.redeem(alice.account_id, alice.pay(spent[12:], "bank"))
-    spent_serials = {c.A for c, _ in spent}
+    request = redemption_request(alice.account_id, 4, "CNY", int(env.clock() * 1000))
+    alice.client.redeem(alice.account_id, pay_request(alice, spent[12:], request))
+    spent_ids = {c.coin_id for c, _ in spent}
     by_prefix: dict[int, set[bytes]] = {}
-    for s in spent_serials:
-        by_prefix.setdefault(prefix_of(s), set()).add(s)
-    asked = sorted(set(list(by_prefix)[:5] + [prefix_of(c.A) for c, _ in kept[:4]]
+    for s in spent_ids:
+        by_prefix.setdefault(prefix_of(s, 8), set()).add(s)
+    asked = sorted(set(list(by_prefix)[:5] + [prefix_of(c.coin_id, 8) for c, _ in kept[:4]]
                        + [0, 255]))
-    r = raw(env, "POST", "/v1/spent-range", json_body={"generation": 1, "prefixes": asked})
+    r = raw(env, "POST", "/v1/spent-range", json_body={"generation": 1, "prefix_bits": 8,
+                                                        "prefixes": asked, "after": None})
     assert r.status_code == 200  # no credential
     out = r.json()
-    assert (out["generation"], out["prefix_bits"], out["closed"]) == (1, 8, False)
-    expected = sorted(s.hex() for s in spent_serials if prefix_of(s) in asked)
-    assert out["serials"] == expected
-    assert len(expected) >= 5
-    everything = env.operator.spent_range(1, list(range(256)))["serials"]
-    assert everything == sorted(s.hex() for s in spent_serials)
+    assert (out["generation"], out["closed"], out["next"]) == (1, False, None)
+    in_order = sorted(spent_ids, key=lambda c: (bucket_of(c), c))
+    assert out["coin_ids"] == [c.hex() for c in in_order if prefix_of(c, 8) in asked]
+    assert len(out["coin_ids"]) >= 5
+    assert env.operator.spent_range(1, 0, [0])["coin_ids"] == [c.hex() for c in in_order]
     missing = [p for p in range(256) if p not in by_prefix]
-    assert env.operator.spent_range(1, missing[:50])["serials"] == []
+    assert env.operator.spent_range(1, 8, missing[:50])["coin_ids"] == []
     with refused(422, "bad_prefixes"):
-        env.operator.spent_range(1, [256])
-    with refused(422, "bad_prefixes"):
-        env.operator.spent_range(1, [])
-    with refused(422, "bad_prefixes"):
-        env.operator.spent_range(1, [*range(256), 0])
+        env.operator.spent_range(1, 8, [256])
     with refused(404, "unknown_generation"):
-        env.operator.spent_range(7, [0])
+        env.operator.spent_range(7, 8, [0])

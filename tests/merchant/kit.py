@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -47,10 +50,55 @@ def new_terminal(env: BankEnv, store: str | Path, merchant_id: str = "shop-1", *
 
 
 @contextmanager
-def serving(t: Terminal) -> Iterator[str]:
+def serving(t: Terminal, **app_options) -> Iterator[str]:
     """The terminal's web server on 127.0.0.1 (a real uvicorn on a real socket)."""
-    with ThreadedServer(create_app(t)) as url:
+    with ThreadedServer(create_app(t, **app_options)) as url:
         yield url
+
+
+class HoldingProxy:
+    """A TCP proxy on 127.0.0.1 in front of the bank. While ``hold`` is set, the
+    bank's reply is read (so the bank has done the work) but kept back until
+    ``release`` is set: the client's timeout fires first. ``answered`` is set
+    when a reply was held back. Real sockets both sides; no HTTP is parsed."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname, parts.port)
+        self.hold, self.release, self.answered = (threading.Event(), threading.Event(),
+                                                  threading.Event())
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            bank = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, bank, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(bank, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, replies: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if replies and self.hold.is_set():
+                    self.answered.set()
+                    self.release.wait(30)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.release.set()
+        self._listener.close()
 
 
 def pay_url(url: str, request_id: bytes) -> str:

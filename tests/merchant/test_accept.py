@@ -1,5 +1,7 @@
 """Acceptance and refusal at the terminal's endpoint, over real HTTP, against a
-real bank: every refusal stores nothing (but a line in the refusal log)."""
+real bank: every refusal stores nothing (but a line in the refusal log), and
+is signed (ECASH-1 5.1) when the terminal holds none of the payment's
+transcripts; the first payment decides the request."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import httpx
 import pytest
 
 from ecash.crypto import group
-from ecash.crypto.payment import PaymentRequest
+from ecash.crypto.payment import PaymentRequest, Spend
 from ecash.wire import json as wj
+from ecash.wire.binary import payment_items
 
 from ..bankkit import Clock, pay_request, running_bank
 from .kit import counts, decompose, new_terminal, pay_url, post_payment, serving
@@ -23,6 +26,15 @@ def _refused(r: httpx.Response, code: str) -> dict:
     assert body["code"] == code, body
     assert body["status"] == 422 and body["title"] == code and body["detail"]
     return body
+
+
+def signed_refusal(body: dict, env, spends: list[Spend]):
+    """The refusal in a 422 body, checked as a wallet checks it: a valid
+    refusal of exactly this payment by the request's certified key."""
+    refusal = wj.refusal_from_json(body["refusal"])
+    refusal.verify(env.certificate.public_key, env.request.request_id, payment_items(spends))
+    assert refusal.code == body["code"]
+    return refusal
 
 
 def test_pay_then_the_identical_payment_gets_the_same_receipt(bank, terminal, holder):
@@ -42,9 +54,20 @@ def test_pay_then_the_identical_payment_gets_the_same_receipt(bank, terminal, ho
         again = post_payment(pay_url(url, env.request.request_id), spends[::-1])
         assert again.status_code == 200 and again.json() == first.json()
         assert counts(terminal) == (5, 1)
-        # another payment for the paid request is refused
+        # another payment for the paid request is refused, and signed: the terminal
+        # holds none of its transcripts
         other = pay_request(holder, holder.withdraw(decompose(1250)), env.request)
-        _refused(post_payment(pay_url(url, env.request.request_id), other), "already_paid")
+        body = _refused(post_payment(pay_url(url, env.request.request_id), other),
+                        "already_paid")
+        signed_refusal(body, env, other)
+        # one that shares a coin with the accepted payment is refused unsigned: the
+        # terminal holds that transcript (5.1)
+        overlapping = [spends[0], *pay_request(holder, holder.withdraw(decompose(1250 - 1024)),
+                                               env.request)]
+        assert spends[0].coin.coin_id in {s.coin.coin_id for s in overlapping}
+        body = _refused(post_payment(pay_url(url, env.request.request_id), overlapping),
+                        "already_paid")
+        assert "refusal" not in body
         assert counts(terminal) == (5, 1)
         status = httpx.get(f"{url}/api/requests/{env.request.request_id.hex()}").json()
         assert status["status"] == "paid" and status["receipt"]["signature"] == \
@@ -101,16 +124,20 @@ def test_bad_payment_refused_and_nothing_stored(case, bank, terminal, holder):
         before = counts(terminal)
         body = _refused(post_payment(pay_url(url, req.request_id), spends), expected[case])
         assert counts(terminal) == before  # the whole payment or nothing
+        signed_refusal(body, env, spends)  # it holds none of this payment's transcripts
         status = httpx.get(f"{url}/api/requests/{req.request_id.hex()}").json()
-        assert status["status"] == "open"
-        assert status["refusal"]["code"] == body["code"]
+        assert status["status"] == "refused"  # the first payment decides the request
+        assert status["refusal"]["code"] == status["reason"]["code"] == body["code"]
+        # the identical payment again: the same signed refusal; another: refused too
+        again = _refused(post_payment(pay_url(url, req.request_id), spends), expected[case])
+        assert again["refusal"] == body["refusal"]
         if case == "one_coin_of_two_accepted_before":
             # the coin that was not taken is still good for a payment of its own
             alone = terminal.create_request(1024)
             ok = post_payment(pay_url(url, alone.request.request_id),
                               pay_request(holder, [fresh[0]], alone.request))
             assert ok.status_code == 200, ok.text
-    assert terminal.report()["payments"]["refused"]["codes"] == {expected[case]: 1}
+    assert terminal.report()["payments"]["refused"]["codes"] == {expected[case]: 2}
 
 
 def test_coin_of_an_unknown_key(bank, terminal, holder, tmp_path):
@@ -148,7 +175,7 @@ def test_key_past_its_spend_deadline(bank, holder, tmp_path):
     t.close()
 
 
-def test_unknown_and_expired_requests_are_404(bank, holder, tmp_path):
+def test_unknown_requests_are_404_expired_ones_refused(bank, holder, tmp_path):
     clock = Clock()
     t = new_terminal(bank, tmp_path / "t.db", clock=clock)
     coins = holder.withdraw([4, 1])
@@ -162,10 +189,12 @@ def test_unknown_and_expired_requests_are_404(bank, holder, tmp_path):
         env = t.create_request(5)
         spends = pay_request(holder, holder.withdraw([4, 1]), env.request)
         clock.advance(t.config.request_ttl_s + 1)
-        r = post_payment(pay_url(url, env.request.request_id), spends)
-        assert r.status_code == 404 and r.json()["code"] == "request_expired"
         status = httpx.get(f"{url}/api/requests/{env.request.request_id.hex()}").json()
         assert status["status"] == "expired"
+        # an expired request refuses, signed: the wallet may release its coins at once
+        body = _refused(post_payment(pay_url(url, env.request.request_id), spends),
+                        "request_expired")
+        signed_refusal(body, env, spends)
         # a paid request still answers its own payment with its receipt after expiry
         r = post_payment(pay_url(url, paid.request.request_id), paid_spends)
         assert r.status_code == 200
@@ -202,13 +231,23 @@ def test_above_the_floor_limit_only_online(bank, holder, tmp_path):
     small = t.create_request(4)
     with serving(t) as url:
         switch.down = True
-        _refused(post_payment(pay_url(url, env.request.request_id), spends), "bank_unreachable")
-        assert counts(t) == (0, 0)
+        # no answer from the bank: pending (5.1), never refused; the transcripts are kept
+        r = post_payment(pay_url(url, env.request.request_id), spends)
+        assert r.status_code == 202, r.text
+        assert r.json() == {"status": "pending", "request_id": env.request.request_id.hex(),
+                            "retry_after_s": t.config.pending_retry_s,
+                            "detail": r.json()["detail"]}
+        assert counts(t) == (len(spends), 0)
+        status = httpx.get(f"{url}/api/requests/{env.request.request_id.hex()}").json()
+        assert status["status"] == "pending" and status["words"] == "Checking with the bank…"
+        # another payment to the request while it is pending is refused
+        other = pay_request(holder, holder.withdraw([4]), t.create_request(4).request)
+        assert post_payment(pay_url(url, env.request.request_id), other).status_code == 422
         # below the floor limit the terminal needs no bank
         r = post_payment(pay_url(url, small.request.request_id),
                          pay_request(holder, small_coins, small.request))
         assert r.status_code == 200
-        switch.down = False
+        switch.down = False  # the identical payment again: the answer
         r = post_payment(pay_url(url, env.request.request_id), spends)
         assert r.status_code == 200, r.text
     rep = t.report()
@@ -241,6 +280,7 @@ def test_online_payment_with_a_double_spent_coin_is_refused(bank, holder, tmp_pa
                          pay_request(holder, coins, env.request))
         body = _refused(r, "bank_refused")
         assert body["bank_codes"] == ["double_spent"]
+        assert "refusal" not in body  # the bank took its coins: no signature (5.1)
     rep = t.report()
     assert rep["accepted"]["count"] == 0 and rep["payments"]["paid"]["count"] == 0
     # the bank took the coins online: the terminal keeps their record

@@ -1,7 +1,8 @@
 """The point-of-sale page in a real headless browser (Debian's chromium and
 chromium-driver, driven by Selenium; nothing is downloaded): the cashier keys
 in an amount, a wallet pays the request shown through its pos_url, the page
-turns to "paid". Skipped only when chromedriver is missing outside CI."""
+turns to "refused" (in our words), "checking with the bank" or "paid".
+Skipped only when chromedriver is missing outside CI."""
 
 from __future__ import annotations
 
@@ -53,9 +54,12 @@ def test_keypad_qr_and_paid(browser, bank, holder, tmp_path):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from .kit import new_terminal
+    from ecash.merchant.page import refusal_words
 
-    t = new_terminal(bank, tmp_path / "t.db")
+    from .kit import Switch, new_terminal, switched
+
+    switch = Switch()
+    t = new_terminal(bank, tmp_path / "t.db", bank_factory=switched(switch))
     wait = WebDriverWait(browser, 15)
     coins = holder.withdraw(decompose(1250))
     with serving(t) as url:
@@ -76,12 +80,34 @@ def test_keypad_qr_and_paid(browser, bank, holder, tmp_path):
         assert env.request.amount == 1250 and env.request.currency == "CNY"
         assert env.pos_url == f"{url}/pay/{env.request.request_id.hex()}"
 
-        # a bad payment: the page shows why it was refused, and keeps waiting
+        # a bad payment: the page shows why it was refused, in our words; the refusal
+        # decided the sale (ECASH-1 5.1)
         bad = post_payment(env.pos_url, pay_request(holder, coins[1:], env.request))
-        assert bad.status_code == 422
-        wait.until(ec.text_to_be_present_in_element((By.ID, "refusal"), "amount_mismatch"))
+        assert bad.status_code == 422 and bad.json()["code"] == "amount_mismatch"
+        words = refusal_words("amount_mismatch")
+        wait.until(ec.text_to_be_present_in_element((By.ID, "refusal"), words))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "REFUSED"))
+        assert browser.find_element(By.ID, "status").get_attribute("class") == "refused"
 
-        ok = post_payment(env.pos_url, pay_request(holder, coins, env.request))
+        # a new sale above the floor limit while the bank is down: checking with the bank
+        browser.find_element(By.ID, "new-sale").click()
+        amount = 16384 + 4096
+        assert amount > t.keys.policy.floor_limit
+        for key in str(amount):
+            browser.find_element(By.CSS_SELECTOR, f'button[data-key="{key}"]').click()
+        browser.find_element(By.ID, "charge").click()
+        wait.until(lambda d: d.find_element(By.ID, "request-text").get_attribute(
+            "data-request-id") not in (None, "", env.request.request_id.hex()))
+        env = request_from_text(browser.find_element(By.ID, "request-text").text)
+        big = pay_request(holder, holder.withdraw(decompose(amount)), env.request)
+        switch.down = True
+        assert post_payment(env.pos_url, big).status_code == 202
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Checking with the bank"))
+        assert browser.find_element(By.ID, "status").get_attribute("class") == "pending"
+        browser.save_screenshot(str(tmp_path / "pending.png"))
+
+        switch.down = False  # the identical payment again: the receipt
+        ok = post_payment(env.pos_url, big)
         assert ok.status_code == 200, ok.text
         wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "PAID"))
         assert browser.find_element(By.ID, "status").get_attribute("class") == "paid"
@@ -91,8 +117,8 @@ def test_keypad_qr_and_paid(browser, bank, holder, tmp_path):
         assert browser.find_element(By.ID, "display").text == "0.00 CNY"
 
         browser.get(url + "/report")
-        assert "12.50 CNY" in browser.find_element(By.ID, "row-accepted").text
+        assert "204.80 CNY" in browser.find_element(By.ID, "row-accepted").text
         assert browser.find_element(By.ID, "fingerprint").text == t.keys.fingerprint
         browser.save_screenshot(str(tmp_path / "report.png"))
-        assert httpx.get(f"{url}/api/report").json()["accepted"]["value"] == 1250
+        assert httpx.get(f"{url}/api/report").json()["accepted"]["value"] == amount
     t.close()

@@ -8,6 +8,7 @@ import json
 import subprocess
 
 from ecash.bank.server import free_port
+from ecash.wire.fingerprint import master_key_fingerprint
 from ecash.wire.json import keyset_fingerprint
 from ecash.wire.text import payment_to_text, request_from_text
 
@@ -28,7 +29,12 @@ def test_init_request_accept_deposit_report(bank, holder, tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["merchant_id"] == "shop-1" and info["master_key_pinned"] == "given"
+    assert info["master_key_fingerprint"] == master_key_fingerprint(bytes.fromhex(master))
     assert info["keyset_fingerprint"] == keyset_fingerprint(bank.operator.keyset())
+    human = run_cli(["merchant", "init", "--bank", bank.url, "--store", str(tmp_path / "b.db"),
+                     "--master-key", master], extra_env=cred)
+    assert human.returncode == 0, human.stderr
+    assert master_key_fingerprint(bytes.fromhex(master)) in human.stdout
     again = run_cli(["merchant", "init", "--bank", bank.url, "--store", store], extra_env=cred)
     assert again.returncode == 2 and "already_initialised" in again.stderr
     _clean(again)
@@ -89,6 +95,10 @@ def test_errors_are_one_clear_line(bank, holder, tmp_path):
     (tmp_path / "cred").write_text(credential(bank, "shop-9") + "\n")
     r = run_cli([*init, "--credential-file", str(tmp_path / "cred"), "--master-key", "ab" * 32])
     assert r.returncode == 2 and "master_key_changed" in r.stderr
+    # both keys' whole fingerprints, as `ecash bank init` prints the bank's
+    master = bank.bank.keyring.master.public_key
+    assert master_key_fingerprint(master) in r.stderr
+    assert master_key_fingerprint(bytes.fromhex("ab" * 32)) in r.stderr
     r = run_cli(["merchant", "init", "--bank", f"http://127.0.0.1:{free_port()}", "--store",
                  store, "--credential-file", str(tmp_path / "cred")])
     assert r.returncode == 2 and "bank_unreachable" in r.stderr

@@ -92,17 +92,19 @@ def test_killed_between_verification_and_answer(point, bank, holder, tmp_path):
     t.close()
 
 
-def test_killed_after_an_online_deposit_before_storing(bank, holder, tmp_path):
+def test_killed_after_an_online_deposit_before_recording_it(bank, holder, tmp_path):
     store = tmp_path / "terminal.db"
     t = new_terminal(bank, store)
     amount = 16384 + 4096  # above the floor limit: deposited before the answer
     env = t.create_request(amount)
     spends = pay_request(holder, holder.withdraw(decompose(amount)), env.request)
-    with serve_process(store, tmp_path, crash_at="accept:verified") as (proc, url):
+    with serve_process(store, tmp_path, crash_at="accept:deposited") as (proc, url):
         with pytest.raises(httpx.TransportError):
             post_payment(pay_url(url, env.request.request_id), spends)
         assert proc.wait(10) == -signal.SIGKILL
-    assert counts(t) == (0, 0) and bank_balance(bank, "shop-1") == amount  # the bank has them
+    # the transcripts were stored (pending) before going online; the bank has them
+    assert counts(t) == (2, 0) and bank_balance(bank, "shop-1") == amount
+    assert t.store.request(env.request.request_id).status == "pending"
     with serve_process(store, tmp_path) as (_, url):
         r = post_payment(pay_url(url, env.request.request_id), spends)
         assert r.status_code == 200, r.text

@@ -2,8 +2,8 @@
 sockets): arbitrary bytes and JSON, and single-field mutations of a valid
 payment (non-canonical hex, the identity element, scalars >= q, wrong types,
 missing and extra keys). Every one is refused with problem details and a
-stable code, never a 5xx, and changes nothing: afterwards the genuine
-payment is still accepted."""
+stable code, never a 5xx, and stores nothing: afterwards the genuine coins
+still pay (a fresh request, when a refused payment decided the first one)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecash.crypto import group
+from ecash.merchant.refusal_limit import Rate, RefusalLimiter
+from ecash.merchant.schema import REFUSALS_KEPT
 from ecash.wire import json as wj
 
 from ..bankkit import pay_request
@@ -67,10 +69,13 @@ def _check_refusal(r: httpx.Response) -> None:
 def test_hostile_payments_are_refused_and_change_nothing(bank, terminal, holder):
     env = terminal.create_request(7)
     rid = env.request.request_id
-    spends = pay_request(holder, holder.withdraw([4, 2, 1]), env.request)
+    coins = holder.withdraw([4, 2, 1])
+    spends = pay_request(holder, coins, env.request)
     genuine = {"spends": [wj.spend_to_json(s) for s in spends]}
     before = counts(terminal)
-    with serving(terminal) as url, httpx.Client(base_url=url, timeout=30) as http:
+    unlimited = RefusalLimiter(Rate(1e9, 1e9), Rate(1e9, 1e9))
+    with serving(terminal, refusal_limiter=unlimited) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
         pay = f"/pay/{rid.hex()}"
 
         def post(content: bytes) -> httpx.Response:
@@ -121,10 +126,15 @@ def test_hostile_payments_are_refused_and_change_nothing(bank, terminal, holder)
         _check_refusal(oversized)
         assert oversized.status_code == 413
 
-        # nothing was stored, the request is still open, and the genuine payment works
+        # nothing was stored; a payment that decoded and was refused decided the
+        # request (ECASH-1 5.1), a body that was no payment did not; the log stays small
         assert counts(terminal) == before
-        assert terminal.store.request(rid).status == "open"
-        r = http.post(pay, json=genuine)
+        assert terminal.store.request(rid).status in ("open", "refused")
+        log = terminal.store.refusal_log(rid)
+        assert len(log.last) == REFUSALS_KEPT < log.count
+        fresh = terminal.create_request(7)
+        r = http.post(f"/pay/{fresh.request.request_id.hex()}", json={
+            "spends": [wj.spend_to_json(s) for s in pay_request(holder, coins, fresh.request)]})
         assert r.status_code == 200 and r.json()["status"] == "paid"
         assert counts(terminal) == (before[0] + 3, before[1] + 1)
 

@@ -37,10 +37,12 @@ def test_a_coin_accepted_at_one_terminal_is_refused_at_the_other(bank, holder, t
         again = post_payment(pay_url(url2, r2.request.request_id),
                              pay_request(holder, coins, r2.request))
         assert again.status_code == 422 and again.json()["code"] == "already_accepted"
-        fresh = post_payment(pay_url(url2, r2.request.request_id),
-                             pay_request(holder, holder.withdraw([16, 4]), r2.request))
+        r3 = two.create_request(20)  # the refusal decided r2 (ECASH-1 5.1)
+        fresh = post_payment(pay_url(url2, r3.request.request_id),
+                             pay_request(holder, holder.withdraw([16, 4]), r3.request))
         assert fresh.status_code == 200, fresh.text
     assert counts(one) == counts(two) == (4, 2)
+    assert two.store.request(r2.request.request_id).status == "refused"
     # either terminal settles for the shop
     assert two.deposit().accepted == 4
     assert one.report()["credited"] == {"count": 4, "value": 40}

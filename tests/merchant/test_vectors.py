@@ -144,7 +144,9 @@ def test_every_applicable_invalid_vector_is_refused(case, tmp_path):
         assert r.status_code == 422, r.text
         assert r.json()["code"] == TERMINAL_CODE[case["name"]], r.json()
         status = httpx.get(f"{url}/api/requests/{target.request_id.hex()}").json()
-        assert status["status"] == "open" and status["refusal"]["code"] == r.json()["code"]
+        assert status["refusal"]["code"] == r.json()["code"]
+        # a payment refused closes its request (5.1), unless it was no payment at all
+        assert status["status"] == ("refused" if "refusal" in r.json() else "open")
     assert counts(t) == (0, 0)
     t.close()
 
@@ -172,4 +174,61 @@ def test_tweaked_r1_of_the_vector_payment(tmp_path):
         t.accept(REQUEST0.request_id, spends)
     assert info.value.code == "spend_equation" and "coin 1" in info.value.detail
     assert counts(t) == (0, 0)
+    t.close()
+
+
+REV2 = load_vector("revision2.json")
+U1 = int.from_bytes(bytes.fromhex(load_vector("registration.json")["u1"]), "little")
+
+
+def _case(name: str) -> dict:
+    return next(c for c in REV2["invalid"] if c["name"] == name)
+
+
+def test_payment_same_coin_twice_is_refused_and_signed(tmp_path):
+    """revision2.json ``payment_same_coin_twice``: one coin_id, two signatures,
+    paid together: refused, nothing stored, the refusal signed (5.1)."""
+    from ecash.crypto.refusal import Refusal as SignedRefusal
+    from ecash.wire.binary import payment_items
+
+    case = _case("payment_same_coin_twice")
+    t = vector_terminal(tmp_path)
+    t.clock = lambda: case["now_ms"] / 1000
+    request = wj.request_from_json(case["request"])
+    assert request.request_id.hex() == case["request_id"]
+    shown(t, request)
+    with serving(t) as url:
+        r = httpx.post(f"{url}/pay/{case['request_id']}", json={"spends": case["payment"]})
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "duplicate_coin"
+        refusal = wj.refusal_from_json(r.json()["refusal"])
+        assert isinstance(refusal, SignedRefusal)
+        spends = [wj.spend_from_json(s) for s in case["payment"]]
+        refusal.verify(t.current_key()[0].public_key, request.request_id,
+                       payment_items(spends))
+    assert counts(t) == (0, 0)
+    t.close()
+
+
+def test_two_coins_sharing_A_are_two_coins(tmp_path):
+    """revision2.json ``shared_A``: the same ``A``, different ``B``, so two
+    coin_ids: paid together they are two coins, accepted and stored both
+    (revision 1 refused the second as the same coin)."""
+    from ecash.crypto.coin import CoinSecrets
+    from ecash.crypto.payment import PaymentRequest, make_spend
+
+    coins = [wj.coin_from_json(c["coin"]) for c in REV2["shared_A"]]
+    assert coins[0].A == coins[1].A and coins[0].coin_id != coins[1].coin_id
+    secrets_ = [CoinSecrets(*(int.from_bytes(bytes.fromhex(c[k]), "little")
+                              for k in ("s", "x1", "x2"))) for c in REV2["shared_A"]]
+    t = vector_terminal(tmp_path)
+    request = PaymentRequest("shop-42", 1000, "EUR", REQUEST0.timestamp_ms, bytes(range(16)))
+    shown(t, request)
+    spends = [make_spend(c, s, U1, request) for c, s in zip(coins, secrets_, strict=True)]
+    with serving(t) as url:
+        r = httpx.post(f"{url}/pay/{request.request_id.hex()}",
+                       json={"spends": [wj.spend_to_json(s) for s in spends]})
+        assert r.status_code == 200, r.text
+    assert counts(t) == (2, 1)
+    assert {p.coin_id for p in t.store.pending(10)} == {c.coin_id for c in coins}
     t.close()

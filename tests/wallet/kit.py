@@ -24,9 +24,11 @@ from ecash.crypto.payment import (
     sign_request,
     verify_spend,
 )
+from ecash.crypto.refusal import make_refusal
 from ecash.crypto.sign import SigningKey
 from ecash.wallet import TEST_KDF, Wallet
 from ecash.wire import json as wj
+from ecash.wire.binary import payment_items
 
 from ..bankkit import BankEnv
 
@@ -47,6 +49,8 @@ class Terminal:
         self.paid: dict[str, tuple[list, dict]] = {}
         self.serials: dict[bytes, str] = {}
         self.refuse: str | None = None  # answer 422 with this code
+        self.refusal_key: SigningKey | None = None  # ... and a refusal signed by this key
+        self.refused: dict[str, list] = {}  # the spends of every payment refused
         self.posts = 0
         app = FastAPI()
 
@@ -77,10 +81,11 @@ class Terminal:
         req = self.requests.get(rid)
         if req is None:
             return self._problem(404, "unknown_request")
-        if self.refuse:
-            return self._problem(422, self.refuse)
         try:
             spends = [wj.spend_from_json(s) for s in wj.loads(body)["spends"]]
+            if self.refuse:
+                self.refused[rid] = spends
+                return self._refusal(req, spends)
             keyset = self.env.operator.keyset()
             total = 0
             for sp in spends:
@@ -98,13 +103,21 @@ class Terminal:
                     [wj.spend_to_json(s) for s in spends]:
                 return self._problem(422, "already_paid")
             return JSONResponse({"status": "paid", "receipt": self.paid[rid][1]})
-        if any(self.serials.get(sp.coin.A, rid) != rid for sp in spends):
+        if any(self.serials.get(sp.coin.coin_id, rid) != rid for sp in spends):
             return self._problem(422, "coin_seen")
         receipt = wj.receipt_to_json(make_receipt(self.key, req))
         self.paid[rid] = (spends, receipt)
         for sp in spends:
-            self.serials[sp.coin.A] = rid
+            self.serials[sp.coin.coin_id] = rid
         return JSONResponse({"status": "paid", "receipt": receipt})
+
+    def _refusal(self, req: PaymentRequest, spends: list) -> JSONResponse:
+        problem = {"type": "about:blank", "title": self.refuse, "status": 422,
+                   "code": self.refuse, "detail": self.refuse}
+        if self.refusal_key is not None:
+            problem["refusal"] = wj.refusal_to_json(make_refusal(
+                self.refusal_key, req.request_id, payment_items(spends), self.refuse))
+        return JSONResponse(problem, status_code=422)
 
     def request(self, amount: int, *, pos: bool = True, timestamp_ms: int | None = None,
                 currency: str = "CNY") -> SignedRequest:

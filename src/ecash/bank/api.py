@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +36,7 @@ from ..wire import json as wj
 from . import metrics, schemas
 from .errors import BankError
 from .ratelimit import RateLimiter
-from .service import Bank, Principal
+from .service import Bank, Principal, is_credential
 from .store import Disconnected, is_postgres
 from .txn import AsyncLane, NeedsThread
 
@@ -60,8 +61,12 @@ def ok(obj: Any) -> Response:
 
 
 class LimitsAndLatency:
-    """Rate limits per credential and address, and the latency histogram per
-    route (plain ASGI: ``BaseHTTPMiddleware`` costs a task and a stream a request)."""
+    """The rate limit per client address, and the latency histogram per route
+    (plain ASGI: ``BaseHTTPMiddleware`` costs a task and a stream a request).
+    The limit per credential is taken where the credential is authenticated.
+
+    A client that hangs up before its body is complete is logged here, once,
+    as what it is: nothing failed, and nobody is left to answer."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
@@ -72,12 +77,14 @@ class LimitsAndLatency:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if not self.limiter.allow(client_of(scope), header(scope, b"authorization")):
+        if not self.limiter.allow(client_of(scope)):
             await problem(429, "rate_limited", "too many requests; slow down")(
                 scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
+        except ClientDisconnect:
+            client_gone(scope)
         finally:
             route = scope.get("route")
             metrics.LATENCY.labels(getattr(route, "path", "other")).observe(
@@ -94,6 +101,12 @@ def header(scope: Scope, name: bytes) -> str:
 
 def client_of(scope: Scope) -> str:
     return scope["client"][0] if scope.get("client") else "?"
+
+
+def client_gone(scope: Scope) -> None:
+    """Log a request whose client hung up before its body was complete."""
+    log.info("client disconnected before the body was complete: %s %s from %s",
+             scope.get("method"), scope.get("path"), client_of(scope))
 
 
 class BodyTooLarge(Exception):
@@ -253,12 +266,13 @@ class BankAPI(FastAPI):
         started = time.perf_counter()
         scope["route"] = route  # as FastAPI's routes do: the latency label
         auth = header(scope, b"authorization")
-        if not self.limiter.allow(client_of(scope), auth):
+        if not self.limiter.allow(client_of(scope)):
             response: Response = problem(429, "rate_limited", "too many requests; slow down")
         else:
             try:
                 response = await route.endpoint(auth, body_reader(scope, receive), **params)
             except ClientDisconnect:
+                client_gone(scope)
                 return
             except Exception as exc:  # every failure is a problem document
                 response = problem_for(exc)
@@ -302,11 +316,19 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
     app.add_middleware(LimitsAndLatency, limiter=limiter)
 
     def principal_of(auth: str, role: str) -> Principal:
-        if not auth.startswith("Bearer ") or len(auth) > 200:
-            raise BankError("unauthenticated", "a bearer credential is required", 401)
-        who = bank.authenticate(auth[7:].strip())
+        """Who ``auth`` (an ``Authorization`` header) belongs to, if it may call
+        an endpoint of ``role``, within its rate limit. Only the exact form
+        ``Bearer <credential>`` is read: any other spelling of a credential
+        (padding, another case) is refused, never looked up or counted apart."""
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if not is_credential(token):
+            raise BankError("unauthenticated", "an Authorization header of exactly"
+                            " 'Bearer <credential>' is required", 401)
+        who = bank.authenticate(token)
         if who is None:
             raise BankError("unauthenticated", "unknown credential", 401)
+        if not limiter.allow_principal(f"{who.role}:{who.account}"):
+            raise BankError("rate_limited", "too many requests; slow down", 429)
         if who.role != role:
             raise BankError("forbidden", f"this endpoint needs a {role} credential", 403)
         return who
@@ -342,26 +364,36 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
 
     @app.post("/v1/spent-range", openapi_extra=schemas.body(schemas.SPENT_RANGE))
     async def spent_range(request: Request) -> Response:
-        """Unauthenticated k-anonymous lookup of spent serials by SHA-256 prefix."""
-        body = exact(await read_json(request), ("generation", "prefixes"))
-        gen = wj.integer(body["generation"], "generation")
+        """Unauthenticated lookup of a page of spent coin_ids by bucket prefix;
+        each client is charged for the coin_ids it is sent (429 with
+        ``Retry-After`` once its budget is spent)."""
+        client = client_of(request.scope)
+        wait = limiter.spent_ids_wait(client)
+        if wait > 0:
+            refused = problem(429, "rate_limited", "too many spent coin_ids asked for; retry"
+                              " after the time in Retry-After")
+            refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return refused
+        body = exact(await read_json(request), ("generation", "prefix_bits", "prefixes", "after"))
         prefixes = body["prefixes"]
         if not isinstance(prefixes, list):
             raise EcashError("prefixes: expected a list", "bad_type")
-        return ok(await call(bank.spent_range, gen, [wj.integer(p, "prefix") for p in prefixes]))
+        after = body["after"]
+        page = await call(bank.spent_range, wj.integer(body["generation"], "generation"),
+                          wj.integer(body["prefix_bits"], "prefix_bits"),
+                          [wj.integer(p, "prefix") for p in prefixes],
+                          None if after is None else wj.hex_bytes(after, 32, "after"))
+        limiter.charge_spent_ids(client, len(page["coin_ids"]))
+        return ok(page)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    async def metrics_endpoint(request: Request) -> Response:
+        """The operator's figures (an operator credential; a scraper without
+        one reads them on ``ecash bank serve --metrics-listen``)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        registry = None
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        data = generate_latest(registry) if registry else generate_latest()
-        return Response(data, media_type=CONTENT_TYPE_LATEST)
+        principal(request, "operator")
+        return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
 
     # --- holder -----------------------------------------------------------------
     @app.get("/v1/accounts/{account_id}")
@@ -446,6 +478,15 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         pk = holder(request, account_id)
         return await call(bank.close_account, pk)
 
+    @app.post("/v1/accounts/{account_id}/disputes", openapi_extra=schemas.body(schemas.DISPUTE))
+    async def dispute(account_id: str, request: Request) -> Response:
+        """A merchant's signed refusal of a payment it deposited (ECASH-1 5.1)."""
+        pk = holder(request, account_id)
+        body = exact(await read_json(request), ("envelope", "spends", "refusal"))
+        return ok(await call(bank.dispute, pk, wj.envelope_from_json(body["envelope"]),
+                             spend_list(body["spends"], bank.config.max_coins_per_session),
+                             wj.refusal_from_json(body["refusal"])))
+
     # --- merchant -------------------------------------------------------------
     @app.get("/v1/merchant")
     async def merchant(request: Request) -> dict:
@@ -514,12 +555,22 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
     @app.get("/v1/operator/fraud")
     async def fraud_list(request: Request) -> dict:
         principal(request, "operator")
-        return {"cases": await call(bank.fraud_list)}
+        return {"cases": await call(bank.fraud_overview)}
 
     @app.get("/v1/operator/fraud/{case_id}")
     async def fraud_case(case_id: int, request: Request) -> dict:
         principal(request, "operator")
         return await call(bank.fraud_case, case_id)
+
+    @app.get("/v1/operator/disputes")
+    async def dispute_list(request: Request) -> Response:
+        principal(request, "operator")
+        return ok({"disputes": await call(bank.dispute_list)})
+
+    @app.get("/v1/operator/disputes/{dispute_id}")
+    async def dispute_info(dispute_id: int, request: Request) -> Response:
+        principal(request, "operator")
+        return ok(await call(bank.dispute_info, dispute_id))
 
     @app.get("/v1/operator/audit")
     async def audit(request: Request) -> dict:

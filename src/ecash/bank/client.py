@@ -10,15 +10,18 @@ import httpx
 
 from ..crypto import group
 from ..crypto.keys import Keyset, MerchantCertificate
-from ..crypto.payment import Spend
+from ..crypto.payment import SignedRequest, Spend
+from ..crypto.refusal import Refusal
 from ..crypto.registration import RegistrationProof
 from ..wire import json as wj
 
 
 class BankHTTPError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str,
+                 retry_after: int | None = None) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status, self.code, self.detail = status, code, detail
+        self.retry_after = retry_after  # seconds, from a 429's Retry-After
 
 
 class BankUnreachable(Exception):
@@ -47,9 +50,11 @@ class BankClient:
         except httpx.TransportError as exc:
             raise BankUnreachable(f"bank unreachable: {exc}") from exc
         if r.status_code >= 400:
+            wait = r.headers.get("retry-after", "")
             try:
                 p = r.json()
-                raise BankHTTPError(r.status_code, p.get("code", "error"), p.get("detail", ""))
+                raise BankHTTPError(r.status_code, p.get("code", "error"), p.get("detail", ""),
+                                    int(wait) if wait.isdigit() else None)
             except ValueError:
                 raise BankHTTPError(r.status_code, "error", r.text[:200]) from None
         return r.json()
@@ -61,9 +66,14 @@ class BankClient:
     def generations(self) -> list[dict]:
         return self._call("GET", "/v1/generations")["generations"]
 
-    def spent_range(self, generation: int, prefixes: list[int]) -> dict:
-        return self._call("POST", "/v1/spent-range",
-                          {"generation": generation, "prefixes": prefixes})
+    def spent_range(self, generation: int, prefix_bits: int, prefixes: list[int],
+                    after: bytes | None = None) -> dict:
+        """One page of the generation's spent coin_ids in the buckets of
+        ``prefixes``; pass the page's ``next`` (as bytes) as ``after`` for the
+        following one."""
+        return self._call("POST", "/v1/spent-range", {
+            "generation": generation, "prefix_bits": prefix_bits, "prefixes": prefixes,
+            "after": None if after is None else after.hex()})
 
     # holder
     def account(self, account_id: str) -> dict:
@@ -98,6 +108,15 @@ class BankClient:
 
     def close_account(self, account_id: str) -> dict:
         return self._call("POST", f"/v1/accounts/{account_id}/close")
+
+    def dispute(self, account_id: str, envelope: SignedRequest, spends: list[Spend],
+                refusal: Refusal) -> dict:
+        """Show the bank a merchant's signed refusal of a payment it deposited
+        anyway: ``{"dispute", "status": "upheld" | "rejected", "reason", "case"}``."""
+        return self._call("POST", f"/v1/accounts/{account_id}/disputes", {
+            "envelope": wj.envelope_to_json(envelope),
+            "spends": [wj.spend_to_json(s) for s in spends],
+            "refusal": wj.refusal_to_json(refusal)})
 
     # merchant
     def merchant(self) -> dict:
@@ -136,6 +155,12 @@ class BankClient:
 
     def fraud_case(self, case_id: int) -> dict:
         return self._call("GET", f"/v1/operator/fraud/{case_id}")
+
+    def disputes(self) -> list[dict]:
+        return self._call("GET", "/v1/operator/disputes")["disputes"]
+
+    def dispute_info(self, dispute_id: int) -> dict:
+        return self._call("GET", f"/v1/operator/disputes/{dispute_id}")
 
     def audit(self) -> dict:
         return self._call("GET", "/v1/operator/audit")

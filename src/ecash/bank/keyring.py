@@ -16,6 +16,7 @@ from pathlib import Path
 from ..crypto import group
 from ..crypto.keys import DenominationKey, DenominationSecret, make_denomination_key
 from ..crypto.sign import SigningKey
+from ..files import private_dir
 from ..wire import json as wj
 
 MASTER_FILE = "master.seed"
@@ -79,7 +80,7 @@ class KeyRing:
 
     @classmethod
     def create(cls, directory: Path) -> KeyRing:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(directory)
         if (directory / MASTER_FILE).exists():
             raise FileExistsError(f"{directory} already holds a bank's keys")
         write_secret(directory / MASTER_FILE, secrets.token_bytes(32).hex())

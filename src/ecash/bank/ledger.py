@@ -21,6 +21,7 @@ from .schema import (
     fraud_cases,
     generations,
     journal,
+    merchant_cases,
     spent_coins,
     withdraw_sessions,
 )
@@ -175,9 +176,11 @@ class LedgerMixin:
                 rep.fail("negative e-cash liability")
             owed = int(conn.execute(select(func.coalesce(func.sum(fraud_cases.c.receivable),
                                                          0))).scalar_one())
+            owed += int(conn.execute(select(func.coalesce(func.sum(  # disputes.py
+                merchant_cases.c.receivable), 0))).scalar_one())
             if -bal("receivable") != owed:
-                rep.fail(f"receivable {-bal('receivable')} in the journal but fraud cases"
-                         f" say {owed}")
+                rep.fail(f"receivable {-bal('receivable')} in the journal but fraud and"
+                         f" merchant cases say {owed}")
             if bal("breakage") != breakage:
                 rep.fail("breakage in the journal differs from the generations table")
             # everything that came in is still somewhere
@@ -188,14 +191,25 @@ class LedgerMixin:
 
     def close_generations(self) -> list[int]:  # type: ignore[misc]
         """Book breakage for generations past ``deposit_end`` and drop their
-        spent coins (the bank refuses their deposits from then on)."""
+        spent coins (the bank refuses their deposits from then on).
+
+        Ordered against deposits and exchanges in flight: the generation rows
+        are locked (a second ``maintenance`` waits, then finds them closed),
+        then each one's spent coins are held still (``store.lock_partition``:
+        writes in flight finish first, later ones wait), and only then are
+        they counted. A coin that went in before is counted as spent; one that
+        comes after finds the generation closed and is refused as expired
+        (``DepositMixin``), so no coin is both breakage and paid."""
         now = self.now()
         done = []
         with self.engine.begin() as conn:
             due = conn.execute(select(generations).where(
-                generations.c.deposit_end < now, generations.c.closed_at.is_(None))).all()
+                generations.c.deposit_end < now, generations.c.closed_at.is_(None))
+                .order_by(generations.c.generation).with_for_update()).all()
             if not due:
                 return []
+            for g in due:
+                store.lock_partition(conn, g.generation)
             issued = issued_by_generation(conn)
             spent = spent_by_generation(conn)
             for g in due:

@@ -1,7 +1,12 @@
-"""The bank's tables (SQLAlchemy Core). One schema for SQLite and PostgreSQL;
-on PostgreSQL ``spent_coins`` is partitioned by key generation so a whole
-generation's spent coins go with one ``DROP`` after its ``deposit_end``, and
-its primary key ``(generation, serial)`` lets it be distributed by serial."""
+"""The bank's tables (SQLAlchemy Core): the newest schema, which a fresh
+database reaches through every migration in ``migrations/versions``. One
+schema for SQLite and PostgreSQL; on PostgreSQL ``spent_coins`` is partitioned
+by key generation so a whole generation's spent coins go with one ``DROP``
+after its ``deposit_end``.
+
+A spent coin is keyed by ``coin_id`` (ECASH-1 4.1, rev. 2), behind its bucket
+(``wire.spentset.bucket_of(coin_id)``): the one index serves both the
+deposit's lookup of a coin and the spent-set query's ordered pages of buckets."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -63,7 +69,6 @@ generations = Table(
     Column("withdraw_start", BigInteger, nullable=False),
     Column("withdraw_end", BigInteger, nullable=False),
     Column("deposit_end", BigInteger, nullable=False),
-    Column("prefix_bits", SmallInteger, nullable=False),
     # set when the generation passed deposit_end: breakage booked, spent coins dropped
     Column("closed_at", BigInteger),
     Column("archived_spent_value", BigInteger, nullable=False, server_default="0"),
@@ -108,16 +113,17 @@ withdraw_sessions = Table(
 
 spent_coins = Table(
     "spent_coins", metadata,
-    Column("generation", Integer, primary_key=True, autoincrement=False),
-    Column("serial", LargeBinary(32), primary_key=True),
-    Column("bucket", Integer, nullable=False),  # SHA-256(serial)[0:4] >> 1, range queries
+    Column("generation", Integer, nullable=False, autoincrement=False),
+    Column("bucket", Integer, nullable=False),  # spentset.bucket_of(coin_id)
+    Column("coin_id", LargeBinary(32), nullable=False),  # H_bytes("coin-id", key_id, A, B)
     Column("denomination", SmallInteger, nullable=False),
     Column("depositor", BigInteger, nullable=False),  # account credited
     Column("redeemed", Boolean, nullable=False),  # paid to the bank by a holder
     Column("deposited_at", BigInteger, nullable=False),
     Column("spend", LargeBinary, nullable=False),  # 288-byte binary spend
     Column("request", LargeBinary, nullable=False),  # binary request
-    Index("spent_coins_bucket", "generation", "bucket"),
+    # unique on coin_id (the bucket is a function of it), ordered as the query pages
+    PrimaryKeyConstraint("generation", "bucket", "coin_id", name="spent_coins_pkey"),
     postgresql_partition_by="LIST (generation)",
 )
 
@@ -126,7 +132,7 @@ fraud_cases = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("generation", Integer, nullable=False),
-    Column("serial", LargeBinary(32), nullable=False),
+    Column("coin_id", LargeBinary(32), nullable=False),
     Column("digest", LargeBinary(32), nullable=False),  # SHA-256 of the second transcript
     Column("spend1", LargeBinary, nullable=False),
     Column("request1", LargeBinary, nullable=False),
@@ -140,7 +146,7 @@ fraud_cases = Table(
     Column("receivable", BigInteger, nullable=False),
     Column("alarm", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    UniqueConstraint("serial", "digest"),
+    UniqueConstraint("coin_id", "digest"),
 )
 
 journal = Table(
@@ -165,4 +171,63 @@ merchant_certificates = Table(
     Column("valid_until", BigInteger, nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
     Column("issued_at", BigInteger, nullable=False),
+)
+
+# --- holders' disputes (ECASH-1 5.1, rev. 2; bank/disputes.py) ---------------
+
+disputes = Table(
+    "disputes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("account", BigInteger, ForeignKey("accounts.id"), nullable=False),  # who disputes
+    Column("request_id", LargeBinary(32), nullable=False),
+    Column("payment_digest", LargeBinary(32), nullable=False),  # of the spends shown
+    Column("merchant", BigInteger, ForeignKey("accounts.id")),  # the certificate's, if known
+    Column("status", String(16), nullable=False),  # upheld | rejected
+    Column("reason", Text, nullable=False),
+    Column("merchant_case", BigInteger),  # merchant_cases.id when upheld
+    Column("envelope", Text, nullable=False),  # the evidence, as the holder sent it (JSON)
+    Column("refusal", Text, nullable=False),
+    Column("spends", LargeBinary, nullable=False),  # binary payment
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("account", "request_id", "payment_digest"),
+)
+
+# A merchant that deposited a transcript of a payment it had refused (signed).
+merchant_cases = Table(
+    "merchant_cases", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("dispute", BigInteger, ForeignKey("disputes.id"), nullable=False, unique=True),
+    Column("merchant", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("value", BigInteger, nullable=False),  # of the refused transcripts it deposited
+    Column("from_balance", BigInteger, nullable=False),  # taken back from its balance
+    Column("refunded", BigInteger, nullable=False),  # returned to holders it had named
+    # the case's net effect on the bank's receivable (refunded - from_balance):
+    # negative while the merchant has repaid a coin no later depositor was paid for
+    Column("receivable", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The refused transcripts a merchant deposited: a later deposit of the same
+# coin that conflicts with one of them names no holder.
+disputed_spends = Table(
+    "disputed_spends", metadata,
+    Column("coin_id", LargeBinary(32), primary_key=True),
+    Column("digest", LargeBinary(32), primary_key=True),  # SHA-256 of spend || request
+    Column("merchant_case", BigInteger, ForeignKey("merchant_cases.id"), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("spend", LargeBinary, nullable=False),
+    Column("request", LargeBinary, nullable=False),
+)
+
+# Double-spend cases voided by an upheld dispute: the named holder is cleared.
+voided_fraud_cases = Table(
+    "voided_fraud_cases", metadata,
+    Column("fraud_case", BigInteger, ForeignKey("fraud_cases.id"), primary_key=True),
+    Column("dispute", BigInteger, ForeignKey("disputes.id"), nullable=False),
+    Column("refunded", BigInteger, nullable=False),  # from_balance returned to the holder
+    Column("voided_at", BigInteger, nullable=False),
 )

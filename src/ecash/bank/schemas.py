@@ -43,13 +43,22 @@ EXCHANGE = obj(spends={"type": "array", "items": SPEND, "minItems": 1, "maxItems
 CHALLENGES = obj(challenges={"type": "array", "minItems": 1, "maxItems": 256, "items": {
     "type": "array", "items": hexs(32), "minItems": 2, "maxItems": 2}})
 REGISTRATION = obj(I=hexs(32), t=hexs(32), p=hexs(32))
-SPENT_RANGE = obj(generation=INT, prefixes={"type": "array", "items": INT, "minItems": 1,
-                                             "maxItems": 256})
+SPENT_RANGE = obj(generation=INT, prefix_bits={"type": "integer", "minimum": 0, "maximum": 20},
+                  prefixes={"type": "array", "items": INT, "minItems": 1, "maxItems": 64,
+                            "uniqueItems": True},
+                  after={"oneOf": [hexs(32), {"type": "null"}]})
 PUBLIC_KEY = obj(public_key=hexs(32))
 OPEN_ACCOUNT = obj(holder={"type": "string", "minLength": 1, "maxLength": 200})
 CREDIT = obj(amount=INT, reference={"type": "string", "minLength": 1, "maxLength": 64})
 STATUS = obj(status={"type": "string", "enum": ["active", "frozen"]})
 MERCHANT = obj(merchant_id={"type": "string", "minLength": 1, "maxLength": 64})
+CERTIFICATE = obj(merchant_id={"type": "string", "minLength": 1, "maxLength": 64},
+                  public_key=hexs(32), valid_until=INT, signature=hexs(64))
+ENVELOPE = obj(request=REQUEST, pos_url=STR, certificate=CERTIFICATE, signature=hexs(64))
+REFUSAL = obj(request_id=hexs(32), payment_digest=hexs(32),
+              code={"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, signature=hexs(64))
+DISPUTE = obj(envelope=ENVELOPE, spends={"type": "array", "items": SPEND, "minItems": 1,
+                                         "maxItems": 256}, refusal=REFUSAL)
 
 
 def body(schema: dict) -> dict:

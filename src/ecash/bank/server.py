@@ -21,25 +21,39 @@ from types import FrameType
 import uvicorn
 
 from ..crypto.batch import default_processes
+from . import metrics
+from .deadlines import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    deadline_protocol,
+    default_max_connections,
+)
 from .logs import uvicorn_log_config
-from .oneshot import OneWriteHttpToolsProtocol
 
 RESTART_PAUSE_S = 0.5  # at least this long between two starts of one worker
 
 
 def serve(db_url: str, keys_dir: Path, *, host: str = "127.0.0.1", port: int = 8400,
           workers: int = 1, tls_cert: str | None = None, tls_key: str | None = None,
-          log_level: str = "info") -> None:
+          log_level: str = "info", metrics_listen: str | None = None,
+          header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S,
+          max_connections: int | None = None) -> None:
     """Serve until interrupted, with ``workers`` processes sharing the port
     (SO_REUSEPORT). Verification runs in each worker when there is one worker
     per core, on a per-worker process pool otherwise. A worker that dies is
-    restarted."""
+    restarted. ``metrics_listen`` (``HOST:PORT``) serves ``/metrics`` without a
+    credential on a listener of its own; every request is bounded as
+    :mod:`ecash.bank.deadlines` says (``max_connections`` per worker)."""
     os.environ["ECASH_BANK_DB"] = db_url
     os.environ["ECASH_BANK_KEYS"] = str(keys_dir)
     os.environ["ECASH_VERIFY_POOL"] = "1" if workers < default_processes() else "0"
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ecash-metrics-")
-    args = (host, port, tls_cert, tls_key, log_level)
+    if metrics_listen:
+        metrics.serve_metrics(*parse_listen(metrics_listen))
+    args = (host, port, tls_cert, tls_key, log_level, header_timeout, body_timeout,
+            max_connections or default_max_connections())
     if workers == 1:
         _worker(*args)
         return
@@ -98,12 +112,32 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as ``(host, port)``."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{listen!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def bounded(config: dict, header_timeout: float, body_timeout: float,
+            max_connections: int) -> dict:
+    """uvicorn settings with the read deadlines and the connection cap of
+    :mod:`ecash.bank.deadlines` (and uvicorn's own keep-alive timeout)."""
+    return {**config, "http": deadline_protocol(header_timeout=header_timeout,
+                                                body_timeout=body_timeout,
+                                                max_connections=max_connections),
+            "timeout_keep_alive": KEEP_ALIVE_S}
+
+
 def _worker(host: str, port: int, tls_cert: str | None, tls_key: str | None,
-            log_level: str) -> None:
-    config = uvicorn.Config("ecash.bank.api:app_from_env", factory=True, log_level=log_level,
-                            access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                            timeout_graceful_shutdown=5, http=OneWriteHttpToolsProtocol,
-                            log_config=uvicorn_log_config(log_level))
+            log_level: str, header_timeout: float, body_timeout: float,
+            max_connections: int) -> None:
+    config = uvicorn.Config("ecash.bank.api:app_from_env", **bounded(dict(
+        factory=True, log_level=log_level, access_log=False, ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key, timeout_graceful_shutdown=5,
+        log_config=uvicorn_log_config(log_level)), header_timeout, body_timeout,
+        max_connections))
     QuietServer(config).run(sockets=[_listen(host, port)])
 
 
@@ -151,12 +185,17 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    """``with ThreadedServer(app) as url:`` serves ``app`` on 127.0.0.1."""
+    """``with ThreadedServer(app) as url:`` serves ``app`` on 127.0.0.1, bounded
+    as ``ecash bank serve`` is (its deadlines may be given)."""
 
-    def __init__(self, app, port: int | None = None) -> None:
+    def __init__(self, app, port: int | None = None, *,
+                 header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S,
+                 max_connections: int | None = None) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="off", http=OneWriteHttpToolsProtocol)
+        config = uvicorn.Config(app, **bounded(dict(
+            host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            lifespan="off"), header_timeout, body_timeout,
+            max_connections or default_max_connections()))
         self.server = QuietServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

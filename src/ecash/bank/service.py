@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from ..crypto.keys import DenominationKey, Keyset, MerchantCertificate, Policy, 
 from ..crypto.params import g2
 from ..crypto.withdrawal import holder_z
 from ..wire import json as wj
+from ..wire.payee import BadPayeeName, check_merchant_id
 from . import store
 from .config import BankConfig
 from .deposit import DepositMixin
+from .disputes import DisputeMixin
 from .errors import BankError, forbidden, not_found
 from .keyring import KeyRing
 from .ledger import LedgerMixin, post
@@ -37,9 +40,11 @@ from .schema import (
     credentials,
     denomination_keys,
     generations,
+    journal,
     merchant_certificates,
     settings,
 )
+from .spentset import SpentSetMixin
 from .withdraw import WithdrawMixin
 
 ROLES = ("holder", "merchant", "operator")
@@ -58,6 +63,15 @@ def new_token(role: str) -> str:
     return f"ec{role[0]}_{secrets.token_urlsafe(32)}"
 
 
+# the one spelling of a credential new_token makes (43 characters of base64url)
+_CREDENTIAL = re.compile(r"ec[hmo]_[A-Za-z0-9_-]{43}")
+
+
+def is_credential(token: str) -> bool:
+    """Whether ``token`` is spelt as :func:`new_token` spells credentials."""
+    return _CREDENTIAL.fullmatch(token) is not None
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     public: DenominationKey
@@ -74,7 +88,7 @@ class Principal:
     account: int | None  # internal account id
 
 
-class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
+class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin):
     def __init__(self, engine: Engine, keyring: KeyRing, config: BankConfig | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.engine, self.keyring, self.clock = engine, keyring, clock
@@ -86,6 +100,7 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
         self._account_pks: dict[str, int] = {}
         self._identity_hint: dict[int, bytes | None] = {}  # see start_withdrawal
         self._merchant_ids: dict[int, str] = {}  # see merchant_id_of
+        self._closed_generations: set[int] = set()  # see DepositMixin._store_open
         self.verify_pool = None  # a ProcessPoolExecutor, when workers < cores
 
     # --- time ---------------------------------------------------------------
@@ -163,7 +178,7 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
                                               end, deposit_end)
             conn.execute(generations.insert().values(
                 generation=number, withdraw_start=start, withdraw_end=end,
-                deposit_end=deposit_end, prefix_bits=8))
+                deposit_end=deposit_end))
             conn.execute(denomination_keys.insert(), [
                 {"key_id": k.public.key_id, "generation": number, "denomination": i,
                  "value": k.public.value, "currency": k.public.currency, "h": k.public.h,
@@ -313,7 +328,9 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
 
     def credit(self, account_id: str, amount: int, reference: str) -> int:
         """Money paid in from outside (standing in for core banking). Idempotent
-        per ``reference``: the same reference again credits nothing."""
+        per ``reference``: the same reference again credits nothing; with
+        another amount it is refused (409 ``reference_reused``), for a
+        reference names one payment in, and a retry never changes its amount."""
         if not (isinstance(amount, int) and 0 < amount <= 2**53 - 1):
             raise BankError("bad_amount", "amount must be a positive integer")
         if not 1 <= len(reference) <= 64:
@@ -322,13 +339,21 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
             row = self.account_pk(conn, account_id, lock=True)
             if row.status == "closed":
                 raise BankError("account_closed", "account is closed")
-            if post(conn, self.now(), "credit", "cash", f"acct:{row.id}", amount,
-                    f"{row.id}:{reference}"):
+            ref = f"{row.id}:{reference}"
+            if post(conn, self.now(), "credit", "cash", f"acct:{row.id}", amount, ref):
                 if row.balance + amount > MAX_BALANCE:  # raising rolls the post back
                     raise BankError("balance_limit", "a balance stays below 2^53 (JSON's"
                                     f" exact integers); this one is {row.balance}")
                 conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                     balance=accounts.c.balance + amount))
+            else:
+                before = conn.execute(select(journal.c.amount).where(
+                    journal.c.kind == "credit", journal.c.debit == "cash",
+                    journal.c.ref == ref)).scalar_one()
+                if before != amount:
+                    raise BankError("reference_reused", f"reference {reference!r} already"
+                                    f" credited {before} to this account, not {amount};"
+                                    " nothing was changed", 409)
             return self.account_row(conn, row.id).balance
 
     def set_status(self, account_id: str, status: str) -> None:
@@ -373,10 +398,13 @@ class Bank(WithdrawMixin, DepositMixin, LedgerMixin):
 
     # --- merchants ----------------------------------------------------------
     def register_merchant(self, account_id: str, merchant_id: str) -> str:
-        """Make an account a merchant; return the merchant credential (shown once)."""
-        raw = merchant_id.encode("utf-8")
-        if not 1 <= len(raw) <= 64 or merchant_id != merchant_id.strip():
-            raise BankError("bad_merchant_id", "merchant_id must be 1 to 64 UTF-8 bytes")
+        """Make an account a merchant; return the merchant credential (shown once).
+        The name is what wallets show before paying: it must read as what it is
+        (:func:`ecash.wire.payee.check_merchant_id`)."""
+        try:
+            check_merchant_id(merchant_id)
+        except BadPayeeName as exc:
+            raise BankError("bad_merchant_id", str(exc)) from None
         try:
             return self._register_merchant(account_id, merchant_id)
         except IntegrityError:  # another account took it between our check and update

@@ -15,12 +15,13 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from ..files import private_sqlite, sqlite_path
 from .pgpipe import Statement, pipeline
-from .schema import spent_coins
+from .schema import generations, spent_coins
 
 
 def make_engine(url: str) -> Engine:
@@ -30,9 +31,9 @@ def make_engine(url: str) -> Engine:
     cut), and ``BEGIN IMMEDIATE`` so writers queue instead of deadlocking.
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and ":memory:" not in path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(url)
+        if path:  # owner-only, with its WAL and SHM files
+            private_sqlite(path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
                                pool_size=8, max_overflow=8)
 
@@ -135,6 +136,31 @@ def ensure_partition(conn: Connection, generation: int) -> None:
         conn.execute(text(
             f"CREATE TABLE IF NOT EXISTS spent_coins_g{int(generation)} "
             f"PARTITION OF spent_coins FOR VALUES IN ({int(generation)})"))
+
+
+def lock_partition(conn: Connection, generation: int) -> None:
+    """PostgreSQL: hold off writes to one generation's spent coins until the
+    transaction ends, after waiting for those in flight (``maintenance``
+    counts that generation's spent coins only once this is held). SQLite's
+    ``BEGIN IMMEDIATE`` already excludes every other writer."""
+    if is_postgres(conn):
+        conn.execute(text(f"LOCK TABLE spent_coins_g{int(generation)} IN EXCLUSIVE MODE"))
+
+
+def partition_missing(exc: Exception) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a spent coin for want of its
+    generation's partition: the generation was closed (its partition dropped)."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
+
+
+def closed_generations(conn: Connection | Engine) -> set[int]:
+    """The generations ``maintenance`` has closed (a closed one never reopens)."""
+    stmt = select(generations.c.generation).where(generations.c.closed_at.is_not(None))
+    if isinstance(conn, Engine):
+        with conn.connect() as own:
+            return set(own.scalars(stmt))
+    return set(conn.scalars(stmt))
 
 
 def drop_partition(conn: Connection, generation: int) -> None:

@@ -127,7 +127,7 @@ class WithdrawMixin:
         total = sum(keys[k].public.value for k in key_ids)
         redeem_blob, redeem_total = None, 0
         if redeem is not None:
-            redeem_blob, redeem_total = self.check_redemption(redeem)
+            redeem_blob, redeem_total = self.check_redemption(redeem, account_pk)
         # The commitments (the costly part) are made before the transaction, for
         # the identity last seen on this account; the insert requires that one.
         identity = self._identity_hint.get(account_pk)

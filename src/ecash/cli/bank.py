@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import console, emit, fail
@@ -14,8 +15,11 @@ from .common import console, emit, fail
 app = typer.Typer(help="Run and operate the bank.", no_args_is_help=True)
 keys_app = typer.Typer(help="Denomination key generations.", no_args_is_help=True)
 fraud_app = typer.Typer(help="Double-spending cases.", no_args_is_help=True)
+dispute_app = typer.Typer(help="Holders' disputes (signed refusals) and the cases they open"
+                          " against merchants.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(fraud_app, name="fraud")
+app.add_typer(dispute_app, name="dispute")
 
 Db = Annotated[str, typer.Option("--db", envvar="ECASH_BANK_DB",
                                  help="Database URL: sqlite:///PATH or postgresql://...")]
@@ -56,25 +60,62 @@ def init(db: Db, keys: Keys, currency: str = "CNY", as_json: Json = False) -> No
         bank, token = _run(Bank.init, db, keys, BankConfig(currency=currency))
     except FileExistsError as exc:
         fail(str(exc))
+    from ..wire.fingerprint import master_key_fingerprint
     from ..wire.json import keyset_fingerprint
 
     fp = keyset_fingerprint(bank.keyset())
-    data = {"master_public_key": bank.keyring.master.public_key.hex(),
+    master = bank.keyring.master.public_key
+    data = {"master_public_key": master.hex(),
+            "master_key_fingerprint": master_key_fingerprint(master),
             "keyset_fingerprint": fp, "operator_credential": token}
-    emit(data, as_json, f"Bank initialised.\n  master public key  {data['master_public_key']}\n"
-         f"  keyset fingerprint {fp}\n  operator credential [bold]{token}[/] (shown once)")
+    if as_json:
+        emit(data, True)
+        return
+    # soft_wrap: a key or fingerprint is never folded, whatever the terminal's width
+    console.print(f"Bank initialised.\n  master public key      {data['master_public_key']}"
+                  f"\n  master key fingerprint {data['master_key_fingerprint']}"
+                  f"\n  keyset fingerprint     {fp}"
+                  f"\n  operator credential    [bold]{token}[/] (shown once)",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
 def serve(db: Db, keys: Keys, host: str = "127.0.0.1", port: int = 8400,
           workers: Annotated[int, typer.Option(help="Worker processes (one per core).")] = 1,
           tls_cert: Annotated[str | None, typer.Option("--tls-cert")] = None,
-          tls_key: Annotated[str | None, typer.Option("--tls-key")] = None) -> None:
+          tls_key: Annotated[str | None, typer.Option("--tls-key")] = None,
+          metrics_listen: Annotated[str | None, typer.Option(
+              "--metrics-listen", metavar="HOST:PORT",
+              help="Also serve /metrics here without a credential (keep it on the"
+                   " operator's network); on the API it needs an operator credential.")
+              ] = None) -> None:
     """Serve the HTTP API (run it behind TLS in production)."""
+    from ..bank.server import parse_listen
     from ..bank.server import serve as run
 
-    _open(db, keys)  # fail early on a bad database or key directory
-    run(db, keys, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key)
+    if metrics_listen:
+        try:
+            parse_listen(metrics_listen)
+        except ValueError as exc:
+            fail(f"--metrics-listen: {exc}")
+    bank = _open(db, keys)  # fail early on a bad database or key directory
+    _announce(bank, host, port, tls=bool(tls_cert))
+    run(db, keys, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key,
+        metrics_listen=metrics_listen)
+
+
+def _announce(bank, host: str, port: int, *, tls: bool) -> None:  # type: ignore[no-untyped-def]
+    """The URL and the master key's fingerprint, for people to compare with
+    what wallets and terminals show when they pin this bank (printed before
+    the server's own log, and flushed: stdout may be a pipe)."""
+    from ..wire.fingerprint import master_key_fingerprint
+
+    where = f"[{host}]" if ":" in host else host
+    fp = master_key_fingerprint(bank.keyring.master.public_key)
+    console.print(f"Serving the bank at {'https' if tls else 'http'}://{where}:{port}\n"
+                  f"  master key fingerprint {fp}", highlight=False, soft_wrap=True)
+    console.file.flush()
+    bank.engine.dispose()
 
 
 @app.command("open-account")
@@ -168,16 +209,21 @@ def list_keys(db: Db, keys: Keys, as_json: Json = False) -> None:
 
 @fraud_app.command("list")
 def fraud_list(db: Db, keys: Keys, as_json: Json = False) -> None:
-    cases = _open(db, keys).fraud_list()
+    """Double-spend cases; a case a holder's dispute voided says so (``voided_by``)."""
+    bank = _open(db, keys)
+    cases = bank.fraud_overview()
     if as_json:
         emit(cases, True)
         return
+    money = _money(bank)
     t = Table(title="Fraud cases")
-    for col in ("case", "account", "value", "from balance", "receivable", "alarm"):
+    for col in ("case", "account", "value", "from balance", "receivable", "alarm", "voided"):
         t.add_column(col)
     for c in cases:
-        t.add_row(str(c["case"]), c["account_id"] or "UNREGISTERED", str(c["value"]),
-                  str(c["from_balance"]), str(c["receivable"]), "ALARM" if c["alarm"] else "")
+        named = c["account_id"] or ("UNREGISTERED" if c["alarm"] else "nobody (refused transcript)")
+        t.add_row(str(c["case"]), named, money(c["value"]), money(c["from_balance"]),
+                  money(c["receivable"]), "ALARM" if c["alarm"] else "",
+                  f"by dispute {c['voided_by']}" if c["voided_by"] is not None else "")
     console.print(t)
 
 
@@ -185,3 +231,55 @@ def fraud_list(db: Db, keys: Keys, as_json: Json = False) -> None:
 def fraud_show(case: int, db: Db, keys: Keys) -> None:
     """Print a case with both transcripts and the key (JSON): the proof."""
     emit(_run(_open(db, keys).fraud_case, case), True)
+
+
+def _money(bank):  # type: ignore[no-untyped-def]
+    """Minor units as a person reads them, in the bank's currency."""
+    from ..merchant.money import fmt
+
+    return lambda amount: fmt(amount, bank.config.currency)
+
+
+@dispute_app.command("list")
+def dispute_list(db: Db, keys: Keys, as_json: Json = False) -> None:
+    """Every dispute, upheld or rejected, with the merchant case an upheld one opened.
+
+    A merchant case is shown with its dispute (``dispute show``): the refusal,
+    the refused transcripts the merchant deposited, their value, what was taken
+    back from the merchant and what was returned to the holder."""
+    rows = _open(db, keys).dispute_list()
+    if as_json:
+        emit(rows, True)
+        return
+    t = Table(title="Disputes")
+    for col in ("dispute", "holder", "merchant", "status", "merchant case", "reason"):
+        t.add_column(col)
+    for d in rows:
+        t.add_row(str(d["dispute"]), d["account_id"], escape(d["merchant_id"] or "?"),
+                  d["status"], "" if d["case"] is None else str(d["case"]), escape(d["reason"]))
+    console.print(t)
+
+
+@dispute_app.command("show")
+def dispute_show(dispute: int, db: Db, keys: Keys, as_json: Json = False) -> None:
+    """A dispute with its evidence and, if upheld, the case against the merchant."""
+    bank = _open(db, keys)
+    d = _run(bank.dispute_info, dispute)
+    if as_json:
+        emit(d, True)
+        return
+    money = _money(bank)
+    lines = [f"dispute {d['dispute']}: {d['status']} ({d['reason']})",
+             f"  holder {d['account_id']}, merchant {d['merchant_id'] or '?'}",
+             f"  request {d['request_id']}, payment digest {d['payment_digest']}",
+             f"  refusal code {d['evidence']['refusal']['code']}"]
+    if d["voided_fraud_cases"]:
+        lines.append("  voided fraud cases: " + ", ".join(map(str, d["voided_fraud_cases"])))
+    c = d["merchant_case"]
+    if c is not None:
+        lines.append(f"merchant case {c['case']}: value {money(c['value'])}, taken from the"
+                     f" merchant {money(c['from_balance'])}, returned to holders"
+                     f" {money(c['refunded'])}")
+        lines += [f"  deposited coin {x['coin_id']} ({money(x['value'])})"
+                  for x in c["deposited"]]
+    console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)

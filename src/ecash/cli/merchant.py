@@ -1,7 +1,9 @@
 """``ecash merchant``: set up and run a merchant terminal.
 
-Exit codes: 0 done; 1 a payment refused (or its request unknown or expired);
-2 the command could not do its work (no store, bank unreachable, bad input).
+Exit codes: 0 done; 1 a payment refused (or its request unknown); 2 the
+command could not do its work (no store, bank unreachable, bad input); 3 a
+payment pending: the terminal keeps it and is checking it with the bank (run
+the same ``accept`` again later for the answer).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ app = typer.Typer(help="Run a merchant terminal: requests, acceptance, settlemen
 
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
+EXIT_PENDING = 3
 
 
 def _default_store() -> str:
@@ -42,7 +45,8 @@ Name = Annotated[str | None, typer.Option(
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: a key's fingerprint is never folded, whatever the terminal's width
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -53,17 +57,27 @@ def _errors(as_json: bool = False) -> Iterator[None]:
 
     from ..bank.client import BankHTTPError, BankUnreachable
     from ..crypto.errors import EcashError
-    from ..merchant.errors import MerchantError, Refusal, RequestNotFound
+    from ..merchant.errors import MerchantError, PaymentPending, Refusal, RequestNotFound
+    from ..wire.json import refusal_to_json
 
     try:
         yield
     except (Refusal, RequestNotFound) as exc:
         if as_json:
+            signed = getattr(exc, "signed", None)
             emit({"status": "refused" if isinstance(exc, Refusal) else "not_found",
-                  "code": exc.code, "detail": exc.detail}, True)
+                  "code": exc.code, "detail": exc.detail,
+                  **({"refusal": refusal_to_json(signed)} if signed else {})}, True)
         else:
             err_console.print(f"[bold red]refused:[/] {exc.code}: {exc.detail}", highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
+    except PaymentPending as exc:
+        if as_json:
+            emit({"status": "pending", "request_id": exc.request_id.hex(),
+                  "retry_after_s": exc.retry_after_s, "detail": exc.detail}, True)
+        else:
+            err_console.print(f"[bold yellow]pending:[/] {exc.detail}", highlight=False)
+        raise typer.Exit(EXIT_PENDING) from None
     except MerchantError as exc:
         _fail(f"{exc.code}: {exc.detail}")
     except EcashError as exc:
@@ -102,6 +116,7 @@ def init(bank: Annotated[str, typer.Option("--bank", help="The bank's base URL."
          as_json: Json = False) -> None:
     """Create the terminal: merchant id, key pair, certificate, checked keyset."""
     from ..merchant.setup import init_terminal
+    from ..wire.fingerprint import master_key_fingerprint
 
     pinned = None
     if master_key is not None:
@@ -121,17 +136,24 @@ def init(bank: Annotated[str, typer.Option("--bank", help="The bank's base URL."
                 "terminal_public_key": cert.public_key.hex(),
                 "certificate_valid_until": cert.valid_until,
                 "master_public_key": t.master_public_key.hex(),
+                "master_key_fingerprint": master_key_fingerprint(t.master_public_key),
                 "master_key_pinned": "given" if pinned else "first use",
                 "keyset_fingerprint": keys.fingerprint, "currency": keys.currency,
                 "floor_limit": keys.policy.floor_limit, "deposit_window_s": keys.window_s}
         t.close()
-    emit(data, as_json,
-         f"Terminal of merchant [bold]{data['merchant_id']}[/] initialised in {store}\n"
-         f"  master public key  {data['master_public_key']}"
-         f" (pinned on {data['master_key_pinned']})\n"
-         f"  keyset fingerprint [bold]{data['keyset_fingerprint']}[/] (compare with the bank's)\n"
-         f"  terminal key       {data['terminal_public_key']}\n"
-         f"  floor limit        {_money(data['floor_limit'], data['currency'])}")
+    if as_json:
+        emit(data, True)
+        return
+    console.print(
+        f"Terminal of merchant [bold]{data['merchant_id']}[/] initialised in {store}\n"
+        f"  master public key  {data['master_public_key']}"
+        f" (pinned on {data['master_key_pinned']})\n"
+        f"  master key fingerprint [bold]{data['master_key_fingerprint']}[/] (compare with"
+        " what `ecash bank init` printed)\n"
+        f"  keyset fingerprint [bold]{data['keyset_fingerprint']}[/] (compare with the bank's)\n"
+        f"  terminal key       {data['terminal_public_key']}\n"
+        f"  floor limit        {_money(data['floor_limit'], data['currency'])}",
+        highlight=False, soft_wrap=True)
 
 
 @app.command()

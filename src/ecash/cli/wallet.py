@@ -4,7 +4,9 @@ Every command takes ``--wallet PATH`` (or ``$ECASH_WALLET``) and ``--json``.
 Amounts are integers in minor units of the bank's currency (fen for CNY).
 Errors are one line on stderr (and ``{"error": code, "message": ...}`` on
 stdout with ``--json``), never a traceback. Exit codes: 0 done, 1 refused or
-failed, 2 usage, 3 paid but the terminal did not confirm (payment pending).
+failed (also: the terminal refused the payment with a signed refusal, its
+coins released), 2 usage, 3 paid but the terminal did not confirm (payment
+pending).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..files import write_private
 from .common import console, err_console
 
 app = typer.Typer(help="The holder's wallet: load, pay offline, restore from the seed phrase.",
@@ -305,19 +308,26 @@ def pay(wallet: WalletPath,
             error = exc
     data = payment.to_json()
     if out is not None:
-        out.write_text(payment.text + "\n", encoding="utf-8")
+        write_private(out, payment.text + "\n")  # transcripts: bearer until deposited
     if error is not None:
         data["error"] = {"code": error.code, "message": str(error)}
+        released = error.outcome == "released"
         if as_json:
             typer.echo(json.dumps(data, indent=2))
+        elif released:
+            err_console.print(f"[bold red]refused:[/] {error}", highlight=False)
         else:
             if out is None:
                 typer.echo(payment.text)
             err_console.print(f"[bold yellow]pending:[/] {error}", highlight=False)
-        raise typer.Exit(EXIT_PENDING)
+        raise typer.Exit(EXIT_FAILED if released else EXIT_PENDING)
     again = " (the identical payment, asked again)" if payment.repeated else ""
     if as_json:
         typer.echo(json.dumps(data, indent=2))
+    elif payment.status == "released":
+        err_console.print(f"The terminal refused this payment ({payment.error['code']}) with a"
+                          " signed refusal; its coins were released.", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
     elif payment.status == "confirmed":
         console.print(f"Paid {money(payment.amount, cur)} to {payment.merchant_id}"
                       f" with {len(payment.spends)} coins; receipt verified{again}.",
@@ -349,6 +359,13 @@ def sync(wallet: WalletPath, as_json: Json = False, passphrase_file: PassFile = 
     if out["renew_suggested"]:
         lines.append(f"{out['renew_suggested']} coins near their spend deadline: run"
                      " `ecash wallet renew`.")
+    if s["disputed"]:
+        lines.append(f"[bold red]{s['disputed']} payment(s) refused or unanswered by the"
+                     " terminal were nevertheless deposited: see `ecash wallet disputes`.[/]")
+    for f in out["disputes_filed"]:
+        lines.append(f"Dispute of payment {f['request_id'][:16]}… filed with the bank:"
+                     f" {f.get('status', 'not filed: ' + str(f.get('error')))}.")
+    lines += [f"[bold yellow]warning:[/] {w}" for w in out["warnings"]]
     _emit(out, as_json, "\n".join(lines))
 
 
@@ -378,6 +395,11 @@ def balance(wallet: WalletPath, as_json: Json = False,
         for d in b["spend_deadlines"]:
             console.print(f"  {d['count']} coins ({money(d['value'], cur)}) spendable until"
                           f" {when(d['spend_deadline'])}", highlight=False)
+        if b["disputes"]:
+            console.print(f"[bold red]{len(b['disputes'])} disputed payment(s)[/]"
+                          f" ({money(sum(d['amount'] for d in b['disputes']), cur)}): refused"
+                          " or unanswered by the terminal, yet deposited; see"
+                          " `ecash wallet disputes`", highlight=False)
         console.print(f"Keyset {b['keyset_fingerprint']}, bank key"
                       f" {b['master_key_fingerprint']}, last online"
                       f" {when(b['last_online_at'])}", highlight=False)
@@ -411,6 +433,30 @@ def history(wallet: WalletPath, limit: Annotated[int, typer.Option(min=1)] = 50,
         console.print(t)
         if payments:
             console.print(p)
+
+
+@app.command()
+@guarded
+def disputes(wallet: WalletPath, as_json: Json = False,
+             passphrase_file: PassFile = None) -> None:
+    """Payments a terminal refused or never answered whose coins were deposited
+    anyway: the evidence kept, and the bank's answer once filed (by `sync`)."""
+    with _wallet(wallet, passphrase_file) as w:
+        found = w.disputes()
+    if as_json:
+        typer.echo(json.dumps({"disputes": found}, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        console.print("No disputed payments.", highlight=False)
+        return
+    for d in found:
+        filed = d["filed"]
+        state = (f"filed: {filed.get('status')} ({filed.get('reason')})" if filed else
+                 "filed at the next sync" if d["evidence"]["refusal"] else
+                 "no signed refusal: take the evidence (--json) to the merchant")
+        console.print(f"{when(d['created_at'])}  {d['merchant_id']}"
+                      f"  {money(d['amount'], d['currency'])}\n  {d['explanation']}\n"
+                      f"  request {d['request_id']}\n  {state}", highlight=False)
 
 
 @app.command()

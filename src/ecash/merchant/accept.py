@@ -1,99 +1,157 @@
-"""Accepting a payment (ECASH-1 5, 9.4), offline below the floor limit and
-online above it.
+"""Accepting a payment (ECASH-1 5, 5.1, 9.4), offline below the floor limit and
+online above it. A payment is accepted (receipt), refused (signed when 5.1
+allows) or pending (:class:`~.errors.PaymentPending`).
 
-Order of work: find the request (404 if unknown, or unpaid and expired);
-if it is paid, the identical payment gets the same receipt and anything else
-is refused; check every coin against the cached keys (payee, known key,
+Order of work: find the request (404 if unknown); the first payment that is
+not refused outright decides it, so a request already decided answers the
+identical payment as it did (receipt, the same refusal, or a new try at the
+bank while pending) and refuses any other. For an open request: refuse it
+after its expiry; check every coin against the cached keys (payee, known key,
 currency, the request itself, the key's spend deadline ``deposit_end - T``,
-no coin twice), the values against the amount, then each spend's
-cryptography; above the floor limit check that no coin was stored before and
-deposit at the bank; finally store every transcript in the transaction that
-marks the request paid, where the primary key on the serial refuses a coin
-stored before (by this or another terminal of the store). A refusal stores
-nothing but a line in the refusal log.
+no ``coin_id`` twice), the values against the amount, then each spend's
+cryptography. Below the floor limit, store every transcript in the
+transaction that marks the request paid (the primary key on ``coin_id``
+refuses a coin stored before, by this or another terminal of the store).
+Above it, store them first as *pending* in the transaction that claims the
+request, then deposit online: an answer that does not come leaves the
+payment pending, never refused (:mod:`.settle` and the identical payment
+sent again try again until the bank answers).
+
+Every refusal is recorded by :meth:`~.store.TerminalStore.refuse`, which
+closes the request and tells whether the terminal holds any of the payment's
+transcripts; only when it holds none is the refusal signed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
-from ..bank.client import BankHTTPError, BankUnreachable
 from ..crypto.batch import Verdict, verify_one
 from ..crypto.errors import EcashError
 from ..crypto.keys import DenominationKey
 from ..crypto.payment import PaymentRequest, Receipt, Spend, make_receipt
+from ..crypto.refusal import CODE_PATTERN, make_refusal, payment_digest
 from ..wire import binary
 from . import crash
-from .errors import AlreadyPaid, CoinAlreadyAccepted, Refusal, RequestNotFound
+from .errors import PaymentPending, Refusal, RequestNotFound, RequestTaken
 from .keycache import KeyCache
-from .settle import judged
+from .settle import conclude, deposit_online
 from .store import RequestRecord, TranscriptRow
 from .terminal import Terminal
 
 MAX_COINS = binary.MAX_PAYMENT_COINS
-
-
-def payment_digest(spends: Sequence[Spend]) -> bytes:
-    """Identifies a payment whatever the order of its coins."""
-    parts = sorted(binary.request_to_bytes(s.request) + binary.spend_to_bytes(s) for s in spends)
-    return hashlib.sha256(b"".join(parts)).digest()
+log = logging.getLogger("ecash.merchant")
 
 
 def accept(t: Terminal, request_id: bytes,
            spends: Sequence[Spend] | Callable[[], Sequence[Spend]]) -> Receipt:
-    """Accept a whole payment for ``request_id`` and return the receipt, or raise
-    :class:`Refusal` (nothing stored) or :class:`RequestNotFound`.
+    """Accept a whole payment for ``request_id`` and return the receipt; raise
+    :class:`Refusal` (its ``signed`` set when 5.1 allows), :class:`PaymentPending`
+    or :class:`RequestNotFound`.
 
     ``spends`` may be a function that decodes them, so that an unknown request
-    is a 404 whatever the body; its :class:`EcashError` becomes a refusal.
+    is a 404 whatever the body. A body that is not a payment is refused
+    without closing the request: there is no payment to refuse.
     """
     record = t.store.request(request_id)
     if record is None or record.request.merchant_id != t.merchant_id:
         raise RequestNotFound("unknown_request", "no such payment request at this terminal")
-    coins = 0
     try:
         payment = list(spends() if callable(spends) else spends)
-        coins = len(payment)
-        return _accept(t, record, payment)
-    except Refusal as exc:
-        t.store.add_refusal(request_id, exc.code, exc.detail, coins, t.now_ms())
-        raise
     except EcashError as exc:
-        t.store.add_refusal(request_id, exc.code, str(exc), coins, t.now_ms())
+        t.store.refuse(request_id, None, exc.code, [], 0, t.now_ms())
         raise Refusal(exc.code, str(exc)) from None
+    try:
+        if not payment:
+            raise Refusal("empty_payment", "a payment has at least one coin")
+        if len(payment) > MAX_COINS:
+            raise Refusal("too_many_coins", f"a payment has at most {MAX_COINS} coins")
+        items = binary.payment_items(payment)
+        digest = payment_digest(request_id, items)
+        return _accept(t, record, payment, digest)
+    except EcashError as exc:
+        refusal = Refusal(exc.code, str(exc))
+    except Refusal as exc:
+        refusal = exc
+    raise _refused(t, record, payment, refusal)
 
 
-def _accept(t: Terminal, record: RequestRecord, spends: list[Spend]) -> Receipt:
-    if not spends:
-        raise Refusal("empty_payment", "a payment has at least one coin")
-    if len(spends) > MAX_COINS:
-        raise Refusal("too_many_coins", f"a payment has at most {MAX_COINS} coins")
+def _refused(t: Terminal, record: RequestRecord, payment: list[Spend],
+             refusal: Refusal) -> Refusal:
+    """Record the refusal (it closes an open request) and sign it when the
+    terminal holds none of the payment's transcripts (5.1)."""
+    rid = record.request.request_id
+    bounded = 0 < len(payment) <= MAX_COINS
+    items = binary.payment_items(payment) if bounded else []
+    digest = payment_digest(rid, items) if bounded else None
+    holds_none = t.store.refuse(rid, digest, refusal.code,
+                                [s.coin.coin_id for s in payment] if bounded else [],
+                                len(payment), t.now_ms())
+    if bounded and holds_none and CODE_PATTERN.fullmatch(refusal.code.encode()):
+        refusal.signed = make_refusal(t.signing_key(record.public_key), rid, items,
+                                      refusal.code)
+    return refusal
+
+
+def _accept(t: Terminal, record: RequestRecord, spends: list[Spend],
+            digest: bytes) -> Receipt:
     request = record.request
-    digest = payment_digest(spends)
-    if record.status == "paid":
-        if digest == record.payment_digest:
-            return Receipt(request.request_id, request.amount, record.receipt)
-        raise AlreadyPaid()
+    if record.status != "open":
+        return _decided(t, record, digest)
     now = t.now()
     if now * 1000 > record.expires_ms:
-        raise RequestNotFound("request_expired", "the payment request has expired")
+        raise Refusal("request_expired", "the payment request has expired")
     keys = t.keys
     rows = check_payment(t, keys, request, spends, now)
     receipt = make_receipt(t.signing_key(record.public_key), request)
-    if request.amount > keys.policy.floor_limit:
-        rows = _deposit_online(t, keys, request, spends, rows)
+    online = request.amount > keys.policy.floor_limit
     crash.point("accept:verified")
-    try:
-        t.store.record_payment(request.request_id, digest, receipt.signature, t.now_ms(),
-                               rows[0].verdict is not None, rows)
-    except Refusal:
-        if rows[0].verdict is not None:  # the bank has them: keep the record
-            t.store.record_unsold(request.request_id, rows, t.now_ms())
-        raise
+    claimed = t.store.record_payment(request.request_id, digest, receipt.signature,
+                                     t.now_ms(), online, rows,
+                                     status="pending" if online else "paid")
     crash.point("accept:stored")
+    if online or claimed == "same":  # "same": the identical payment raced this one
+        return _decided(t, t.store.request(request.request_id), digest)
     return receipt
+
+
+def _decided(t: Terminal, record: RequestRecord, digest: bytes) -> Receipt:
+    """A request a payment has claimed: the identical payment gets that
+    payment's answer, any other is refused."""
+    if record.payment_digest != digest:
+        raise RequestTaken(record.status)
+    rid = record.request.request_id
+    if record.status == "pending":
+        try:
+            deposit_online(t, rid)
+            conclude(t, rid)
+        except Exception:  # an answer we cannot read is no answer: still pending
+            log.exception("checking a pending payment with the bank failed")
+        record = t.store.request(rid)
+    if record.status == "paid":
+        return Receipt(rid, record.request.amount, record.receipt)
+    if record.status == "refused":
+        raise Refusal(record.code or "refused", _REFUSED_WORDS.get(
+            record.code or "", "this payment was refused"), **_bank_codes(t, rid, record))
+    raise PaymentPending(rid, t.config.pending_retry_s)
+
+
+_REFUSED_WORDS = {
+    "bank_refused": "the bank refused coins of this payment, checked online above the floor"
+                    " limit",
+    "bank_error": "the bank did not take the deposit, needed above the floor limit",
+}
+
+
+def _bank_codes(t: Terminal, rid: bytes, record: RequestRecord) -> dict:
+    """The bank's codes for the coins it took of a refused payment (their
+    records stay; the coins it refused outright are dropped)."""
+    if record.code != "bank_refused":
+        return {}
+    codes = sorted({v.get("code") or v["status"] for _, v in t.store.request_transcripts(rid)
+                    if v is not None and v["status"] != "accepted"})
+    return {"bank_codes": codes} if codes else {}
 
 
 def check_payment(t: Terminal, keys: KeyCache, request: PaymentRequest,
@@ -118,19 +176,17 @@ def check_payment(t: Terminal, keys: KeyCache, request: PaymentRequest,
         if now > keys.spend_deadline(key):
             raise Refusal("past_spend_deadline", f"coin {i}: its key's spend deadline"
                           f" ({keys.spend_deadline(key)}, ECASH-1 9.4) has passed")
-        if coin.A in seen:
-            raise Refusal("duplicate_coin", f"coin {i}: the same coin twice in one payment")
-        seen.add(coin.A)
+        if coin.coin_id in seen:
+            raise Refusal("duplicate_coin", f"coin {i}: the same coin (coin_id) twice in one"
+                          " payment")
+        seen.add(coin.coin_id)
         items.append((sp, key))
     total = sum(key.value for _, key in items)
     if total != request.amount:
         raise Refusal("amount_mismatch", f"the coins add up to {total}, the request is for"
                       f" {request.amount}")
-    if total > keys.policy.floor_limit and t.store.accepted_serials(list(seen)):
-        raise CoinAlreadyAccepted()  # before the bank sees them (offline: the store's
-        # unique constraint refuses them in the storing transaction)
     _verify(t, items)
-    return [TranscriptRow(sp.coin.A, key.key_id, key.value, binary.spend_to_bytes(sp),
+    return [TranscriptRow(sp.coin.coin_id, key.key_id, key.value, binary.spend_to_bytes(sp),
                           deposit_by_ms) for sp, key in items]
 
 
@@ -157,26 +213,3 @@ def _verify(t: Terminal, items: list[tuple[Spend, DenominationKey]]) -> None:
     for i, v in enumerate(results):
         if not v.ok:
             raise Refusal(v.code, f"coin {i}: {v.reason}")
-
-
-def _deposit_online(t: Terminal, keys: KeyCache, request: PaymentRequest,
-                    spends: list[Spend], rows: list[TranscriptRow]) -> list[TranscriptRow]:
-    """Above the floor limit: deposit first; accept only if the bank took every coin."""
-    floor = keys.policy.floor_limit
-    try:
-        verdicts = t.bank(online=True).deposit(spends)
-    except BankUnreachable:
-        raise Refusal("bank_unreachable", f"a payment above the floor limit ({floor}) is"
-                      " accepted only online, and the bank cannot be reached") from None
-    except BankHTTPError as exc:
-        raise Refusal("bank_error", f"the bank did not take the deposit: {exc.code}:"
-                      f" {exc.detail}") from None
-    rows = [replace(r, verdict=judged(v, r.value)) for r, v in zip(rows, verdicts, strict=True)]
-    bad = [v for v in verdicts if v["status"] != "accepted"]
-    if bad:
-        kept = [r for r in rows if r.verdict["status"] in ("accepted", "double_spent")]
-        t.store.record_unsold(request.request_id, kept, t.now_ms())
-        codes = sorted({v.get("code") or v["status"] for v in bad})
-        raise Refusal("bank_refused", f"the bank refused {len(bad)} coin(s): {', '.join(codes)}",
-                      bank_codes=codes)
-    return rows

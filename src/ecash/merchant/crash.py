@@ -8,8 +8,10 @@ dictionary lookup.
 
 Points: ``accept:verified`` (payment verified, nothing stored yet),
 ``accept:before_commit`` (inside the storing transaction),
-``accept:stored`` (committed, not yet answered), ``deposit:answered`` (the
-bank answered a deposit, its verdicts are not recorded yet).
+``accept:stored`` (committed: paid, or pending above the floor limit; not yet
+answered), ``accept:deposited`` (the bank answered a pending payment's online
+deposit, its verdicts are not recorded yet), ``deposit:answered`` (the bank
+answered a deposit, its verdicts are not recorded yet).
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ stable ``code``; payment refusals also carry their HTTP status."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ..crypto.refusal import Refusal as SignedRefusal
+
 
 class MerchantError(Exception):
     """An operation the terminal cannot perform (set-up, sync, deposit...)."""
@@ -25,24 +29,53 @@ class NotInitialised(MerchantError):
 
 
 class Refusal(MerchantError):
-    """A payment refused as a whole: nothing was stored (HTTP 422)."""
+    """A payment refused as a whole (HTTP 422).
+
+    ``signed`` is the refusal the terminal signed (ECASH-1 5.1), set once the
+    refusal is recorded and only when the terminal holds none of the
+    payment's transcripts; a wallet holding it may release its coins at once.
+    """
 
     status = 422
 
     def __init__(self, code: str, detail: str, **extra: object) -> None:
         super().__init__(code, detail)
         self.extra = extra
+        self.signed: SignedRefusal | None = None
+
+
+class PaymentPending(MerchantError):
+    """The outcome is not known yet (HTTP 202): the terminal holds the
+    transcripts and is still asking the bank; the identical payment sent
+    again later gets the final answer. Never a refusal (ECASH-1 5.1)."""
+
+    status = 202
+
+    def __init__(self, request_id: bytes, retry_after_s: int,
+                 detail: str = "the terminal is checking the payment with the bank;"
+                 " send the identical payment again later for the answer") -> None:
+        super().__init__("payment_pending", detail)
+        self.request_id, self.retry_after_s = request_id, retry_after_s
 
 
 class RequestNotFound(MerchantError):
-    """Unknown request, or an unpaid request past its expiry (HTTP 404)."""
+    """Unknown request (HTTP 404). An expired one is refused (5.1: signed)."""
 
     status = 404
 
 
-class AlreadyPaid(Refusal):
-    def __init__(self) -> None:
-        super().__init__("already_paid", "this request was paid by another payment")
+class RequestTaken(Refusal):
+    """The request took another payment already (5.1: at most one per request)."""
+
+    WORDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "paid": ("already_paid", "this request was paid by another payment"),
+        "refused": ("already_refused", "this request refused another payment; it takes"
+                    " no other"),
+        "pending": ("other_payment_pending", "another payment to this request is being"
+                    " checked with the bank")}
+
+    def __init__(self, status: str) -> None:
+        super().__init__(*self.WORDS[status])
 
 
 class CoinAlreadyAccepted(Refusal):

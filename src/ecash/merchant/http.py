@@ -1,10 +1,14 @@
 """The terminal's web server (FastAPI): the wallet endpoint and the point of sale.
 
 ``POST /pay/{request_id_hex}`` is every request's ``pos_url``: body
-``{"spends": [spend, ...]}`` (section 8 JSON), answer ``200 {"status": "paid",
-"receipt": receipt}``; a refusal is ``422`` problem details (RFC 9457) with a
-stable ``code``; an unknown request, or an unpaid one past its expiry, is
-``404``. The same payment again gets the same receipt.
+``{"spends": [spend, ...]}`` (section 8 JSON). The three outcomes of ECASH-1
+5.1: accepted, ``200 {"status": "paid", "receipt": receipt}``; refused,
+``422`` problem details (RFC 9457) with a stable ``code`` and, when the
+terminal signed one, ``"refusal"``; pending, ``202 {"status": "pending",
+"request_id", "retry_after_s", "detail"}`` (send the identical payment again
+after ``retry_after_s`` for the answer). An unknown request is ``404``. The
+same payment again gets the same answer. A client, or a request, refused too
+often is answered ``429`` for a while (:mod:`.refusal_limit`).
 
 The rest serves the cashier on 127.0.0.1: ``/`` (keypad, QR, live status),
 ``/report`` (settlement), and their JSON under ``/api``.
@@ -21,9 +25,10 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..crypto.errors import EcashError
 from ..wire import json as wj
@@ -31,7 +36,9 @@ from ..wire.errors import WireError
 from ..wire.text import request_to_text
 from . import page, qr
 from .accept import MAX_COINS
-from .errors import Forbidden, MerchantError, RequestNotFound
+from .errors import Forbidden, MerchantError, PaymentPending, Refusal, RequestNotFound
+from .page import PENDING_WORDS, refusal_words
+from .refusal_limit import RefusalLimiter
 from .requests import envelope_of
 from .terminal import Terminal
 
@@ -41,10 +48,11 @@ MAX_BODY = 1024 * 1024  # 1024 coins of section 8 JSON fit
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
     return JSONResponse({"type": f"https://ecash.invalid/problems/{code}", "title": code,
                          "status": status, "detail": detail, "code": code, **extra},
-                        status_code=status, media_type=PROBLEM)
+                        status_code=status, media_type=PROBLEM, headers=headers)
 
 
 class BodyTooLarge(Exception):
@@ -83,7 +91,8 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 def create_app(t: Terminal, *, public_url: str | None = None,
                cashier_clients: Collection[str] | None = LOOPBACK,
-               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+               on_shutdown: Callable[[], None] | None = None,
+               refusal_limiter: RefusalLimiter | None = None) -> FastAPI:
     """``public_url``: the base URL wallets reach this server at (the ``pos_url``
     prefix); by default the URL the cashier's browser used.
 
@@ -119,9 +128,14 @@ def create_app(t: Terminal, *, public_url: str | None = None,
         if client not in cashier_clients or host not in names:
             raise Forbidden("cashier_only", "the point of sale answers the cashier only")
 
+    limiter = refusal_limiter or RefusalLimiter()
+
     @app.exception_handler(MerchantError)
     async def _merchant_error(_: Request, exc: MerchantError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.detail, **getattr(exc, "extra", {}))
+        extra = dict(getattr(exc, "extra", {}))
+        if isinstance(exc, Refusal) and exc.signed is not None:
+            extra["refusal"] = wj.refusal_to_json(exc.signed)
+        return problem(exc.status, exc.code, exc.detail, **extra)
 
     @app.exception_handler(EcashError)
     async def _ecash_error(_: Request, exc: EcashError) -> JSONResponse:
@@ -140,6 +154,13 @@ def create_app(t: Terminal, *, public_url: str | None = None,
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(422, "bad_parameter", "; ".join(e["msg"] for e in exc.errors())[:500])
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _: ClientDisconnect) -> Response:
+        """Nothing failed and nobody is left to answer: one brief line."""
+        log.info("client disconnected before the body was complete: %s %s",
+                 request.method, request.url.path)
+        return Response(status_code=400)  # never sent: the connection is gone
+
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error")
@@ -150,8 +171,23 @@ def create_app(t: Terminal, *, public_url: str | None = None,
     async def pay(request_id: str, request: Request) -> JSONResponse:
         started = time.perf_counter()
         rid = _request_id(request_id)
+        client = request.client.host if request.client else ""
+        wait = limiter.retry_after(client, request_id)
+        if wait > 0:
+            return problem(429, "too_many_refusals", "too many refused payments from this client"
+                           " or to this request; try again later",
+                           headers={"retry-after": str(max(1, round(wait)))})
         body = await read_body(request)
-        receipt = await run_in_threadpool(t.accept, rid, lambda: decode_payment(body))
+        try:
+            receipt = await run_in_threadpool(t.accept, rid, lambda: decode_payment(body))
+        except Refusal:
+            limiter.charge(client, request_id)
+            raise
+        except PaymentPending as exc:
+            return JSONResponse({"status": "pending", "request_id": exc.request_id.hex(),
+                                 "retry_after_s": exc.retry_after_s, "detail": exc.detail},
+                                status_code=202,
+                                headers={"retry-after": str(exc.retry_after_s)})
         took = (time.perf_counter() - started) * 1000
         return JSONResponse({"status": "paid", "receipt": wj.receipt_to_json(receipt)},
                             headers={"server-timing": f"accept;dur={took:.3f}"})
@@ -203,15 +239,21 @@ def create_app(t: Terminal, *, public_url: str | None = None,
         record = await run_in_threadpool(t.store.request, rid)
         if record is None:
             raise RequestNotFound("unknown_request", "no such payment request at this terminal")
-        refused = await run_in_threadpool(t.store.last_refusal, rid)
+        log_ = await run_in_threadpool(t.store.refusal_log, rid)
         status = record.status
         if status == "open" and t.now_ms() > record.expires_ms:
             status = "expired"
+        last = log_.last[0] if log_.last else None
+        # codes only, in our own words: never text a payer sent
         out = {"request_id": request_id, "status": status, "amount": record.request.amount,
                "currency": record.request.currency, "expires_ms": record.expires_ms,
-               "refusal": None if refused is None else {"code": refused.code,
-                                                         "detail": refused.detail,
-                                                         "at_ms": refused.at_ms},
+               "words": PENDING_WORDS if status == "pending" else None,
+               "refusal": None if last is None else {"code": last.code,
+                                                      "words": refusal_words(last.code),
+                                                      "at_ms": last.at_ms,
+                                                      "count": log_.count},
+               "reason": None if status != "refused" else {
+                   "code": record.code, "words": refusal_words(record.code or "")},
                "envelope": wj.envelope_to_json(envelope_of(t, record))}
         if record.status == "paid":
             out["receipt"] = {"request_id": request_id, "amount": record.request.amount,

@@ -7,6 +7,37 @@ from html import escape
 
 from .money import exponent, fmt
 
+PENDING_WORDS = "Checking with the bank…"
+
+# What the cashier reads for a refusal: our words for our codes. A payer
+# chooses the body of a payment, never these words (a code we do not know
+# gets the general one).
+REFUSAL_WORDS = {
+    "amount_mismatch": "The coins do not add up to the amount.",
+    "currency_mismatch": "The coins are in another currency.",
+    "wrong_merchant": "The payment is for another shop.",
+    "request_mismatch": "The payment answers another sale.",
+    "unknown_key": "The coins are not from our bank's current keys.",
+    "past_spend_deadline": "The coins are too old to be taken.",
+    "duplicate_coin": "The same coin was sent twice.",
+    "already_accepted": "A coin of this payment was taken before.",
+    "already_paid": "This sale was already paid.",
+    "already_refused": "This sale refused an earlier payment; start a new sale.",
+    "other_payment_pending": "Another payment for this sale is being checked with the bank.",
+    "request_expired": "The sale timed out; start a new sale.",
+    "bank_refused": "The bank refused the coins.",
+    "bank_error": "The bank did not take the payment.",
+    "empty_payment": "The payment had no coins.",
+    "too_many_coins": "The payment had too many coins.",
+    "spend_equation": "A coin's signature does not check out.",
+}
+GENERAL_REFUSAL = "The payment was not valid."
+
+
+def refusal_words(code: str) -> str:
+    return REFUSAL_WORDS.get(code, GENERAL_REFUSAL)
+
+
 CSS = """
 *{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;
 color:#111}header{background:#1d3557;color:#fff;padding:.6rem 1rem;display:flex;
@@ -20,7 +51,7 @@ padding:.8rem;border:1px solid #ccd;border-radius:.5rem;background:#fafbff;curso
 .wide.secondary{background:#6c757d}#qr svg{width:100%;max-width:20rem;height:auto;
 display:block;margin:auto}#status{font-size:1.6rem;text-align:center;margin:.6rem 0}
 #status.paid{color:#fff;background:#2a9d8f;border-radius:.5rem;padding:1rem;font-size:2.4rem}
-#status.expired{color:#b00}#refusal{color:#b00;text-align:center;min-height:1.2em}
+#status.expired,#status.refused{color:#b00}#status.pending{color:#8a5a00}#refusal{color:#b00;text-align:center;min-height:1.2em}
 #request-text{font-family:monospace;font-size:.6rem;word-break:break-all;color:#555}
 table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid #eee;
 text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}.warn{color:#b00;
@@ -69,13 +100,18 @@ async function poll() {
   let body;
   try { body = await (await fetch("api/requests/" + current.request_id)).json(); }
   catch (e) { return; }
-  if (body.refusal && body.refusal.at_ms + ":" + body.refusal.code !== lastRefusal) {
-    lastRefusal = body.refusal.at_ms + ":" + body.refusal.code;
-    $("refusal").textContent = "Refused: " + body.refusal.code + " — " + body.refusal.detail;
+  if (body.refusal && body.refusal.at_ms + ":" + body.refusal.count !== lastRefusal) {
+    lastRefusal = body.refusal.at_ms + ":" + body.refusal.count;
+    $("refusal").textContent = "Refused: " + body.refusal.words;
   }
   if (body.status === "paid") {
     clearInterval(timer); setStatus("PAID " + money(current.amount), "paid");
     $("refusal").textContent = ""; $("qr").innerHTML = "";
+  } else if (body.status === "pending") {
+    setStatus(body.words, "pending");
+  } else if (body.status === "refused") {
+    clearInterval(timer); setStatus("REFUSED: " + body.reason.words, "refused");
+    $("qr").innerHTML = "";
   } else if (body.status === "expired") {
     clearInterval(timer); setStatus("Expired", "expired");
   }
@@ -161,5 +197,6 @@ def report_page(rep: dict) -> str:
             + (f"<p>Refused by the bank: {codes}</p>" if codes else "")
             + f"<h3>Totals</h3><table>{totals}</table><h3>Payments</h3><p>paid"
             f' {pay["paid"]["count"]} ({escape(fmt(pay["paid"]["value"], cur))}), open'
-            f' {pay["open"]}, expired {pay["expired"]}, refused attempts'
+            f' {pay["open"]}, expired {pay["expired"]}, checking with the bank'
+            f' {pay["pending"]["count"]}, refused {pay["declined"]}, refused attempts'
             f' {pay["refused"]["count"]}</p></section></main></body></html>')

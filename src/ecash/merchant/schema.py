@@ -1,9 +1,12 @@
 """The terminal's tables (SQLAlchemy Core), one schema for SQLite and PostgreSQL.
 
-``transcripts.serial`` is the primary key: a coin (its serial ``A``) is stored
-at most once per store, so when several terminals of a shop share one store,
-a coin accepted at one is refused at all the others by the database itself.
-Times are Unix milliseconds (``*_ms``).
+``transcripts.coin_id`` is the primary key: a coin (ECASH-1 4.1, rev. 2:
+``coin_id``, not ``A``) is stored at most once per store, so when several
+terminals of a shop share one store, a coin accepted at one is refused at all
+the others by the database itself. Times are Unix milliseconds (``*_ms``).
+
+``SCHEMA_VERSION`` is kept in ``settings``; :mod:`.migrate` brings a store
+written by older code up to it when the store is opened.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+REFUSALS_KEPT = 8  # refusal log lines kept per request (the count goes on)
 
 metadata = MetaData()
 
@@ -57,22 +61,27 @@ requests = Table(
            nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
     Column("terminal", String(64), nullable=False),
-    Column("status", String(8), nullable=False),  # open | paid
+    # open | pending (checking with the bank) | paid | refused: the first payment
+    # that is not open decides the request (ECASH-1 5.1)
+    Column("status", String(8), nullable=False),
     Column("online", Boolean, nullable=False, default=False),
-    Column("paid_ms", BigInteger),
-    Column("payment_digest", LargeBinary(32)),  # identifies the payment that paid it
+    Column("paid_ms", BigInteger),  # when the deciding payment was stored or refused
+    # the deciding payment's ECASH-1 5.1 payment_digest
+    Column("payment_digest", LargeBinary(32)),
     Column("coins", Integer),
     Column("receipt", LargeBinary(64)),
+    Column("code", String(64)),  # why it was refused (status refused)
+    Column("refused_count", Integer, nullable=False, default=0),  # every refusal, ever
 )
 
 transcripts = Table(
     "transcripts", metadata,
-    Column("serial", LargeBinary(32), primary_key=True),
+    Column("coin_id", LargeBinary(32), primary_key=True),
     Column("request_id", LargeBinary(32), ForeignKey("requests.request_id"), nullable=False),
     Column("key_id", LargeBinary(32), nullable=False),
     Column("value", BigInteger, nullable=False),
     Column("spend", LargeBinary(288), nullable=False),  # binary spend (section 8)
-    # False only for coins deposited online for a payment that was then refused
+    # False only for coins the bank took online for a payment that was then refused
     Column("sale", Boolean, nullable=False),
     Column("accepted_ms", BigInteger, nullable=False),
     Column("deposit_by_ms", BigInteger, nullable=False),  # request timestamp + T (9.4)
@@ -89,13 +98,14 @@ transcripts = Table(
 Index("transcripts_pending", transcripts.c.verdict, transcripts.c.deposit_by_ms)
 Index("transcripts_request", transcripts.c.request_id)
 
+# The last REFUSALS_KEPT refusals of each request, as codes only: a refusal's
+# words are ours (page.py), never text a payer chose.
 refusals = Table(
     "refusals", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("request_id", LargeBinary(32)),
     Column("code", String(40), nullable=False),
-    Column("detail", Text, nullable=False),
     Column("coins", Integer, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
 )

@@ -11,13 +11,15 @@ import time
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from ..bank.oneshot import OneWriteHttpToolsProtocol
-from ..bank.server import QuietServer
+from ..bank.deadlines import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, default_max_connections
+from ..bank.server import QuietServer, bounded
 from .errors import MerchantError
 from .http import LOOPBACK, create_app
+from .settle import retry_pending
 from .terminal import Terminal
 
 log = logging.getLogger("ecash.merchant")
+PENDING_EVERY_S = 5.0
 
 
 class Settler(threading.Thread):
@@ -31,8 +33,18 @@ class Settler(threading.Thread):
         self.last_sync = time.monotonic()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.deposit_every):
-            self.once()
+        # a payment pending at the bank (ECASH-1 5.1) is tried again every few seconds
+        next_deposit = time.monotonic() + self.deposit_every
+        while not self.stopping.wait(min(self.deposit_every, PENDING_EVERY_S)):
+            if time.monotonic() >= next_deposit:
+                next_deposit = time.monotonic() + self.deposit_every
+                self.once()
+                continue
+            try:
+                if self.t.store.pending_requests():
+                    retry_pending(self.t)
+            except Exception:  # never let the settler die
+                log.exception("background retry of pending payments failed")
 
     def once(self) -> None:
         try:
@@ -57,8 +69,10 @@ class Settler(threading.Thread):
 def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
           public_url: str | None = None, deposit_every: float = 60.0,
           sync_every: float = 3600.0, remote_cashier: bool = False,
-          log_level: str = "info") -> None:
-    """Serve until interrupted; then stop the settler and close the terminal."""
+          log_level: str = "info", header_timeout: float = HEADER_TIMEOUT_S,
+          body_timeout: float = BODY_TIMEOUT_S, max_connections: int | None = None) -> None:
+    """Serve until interrupted; then stop the settler and close the terminal.
+    Requests are bounded as the bank's are (:mod:`ecash.bank.deadlines`)."""
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gc.collect()
@@ -75,10 +89,12 @@ def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
 
     app = create_app(t, public_url=public_url, on_shutdown=stop,
                      cashier_clients=None if remote_cashier else LOOPBACK)
-    # the bank's quiet loop (one tick a second when idle) and one write per answer
-    server = QuietServer(uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                                        access_log=False, timeout_graceful_shutdown=5,
-                                        http=OneWriteHttpToolsProtocol))
+    # the bank's quiet loop (one tick a second when idle), one write per answer,
+    # its read deadlines and connection cap
+    server = QuietServer(uvicorn.Config(app, **bounded(dict(
+        host=host, port=port, log_level=log_level, access_log=False,
+        timeout_graceful_shutdown=5), header_timeout, body_timeout,
+        max_connections or default_max_connections())))
     server.run()
     if not server.started:  # the port is taken, say: uvicorn has logged why
         raise SystemExit(STARTUP_FAILURE)

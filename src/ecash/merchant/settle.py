@@ -1,9 +1,13 @@
 """Settlement (ECASH-1 6, 9.4): deposit pending transcripts in batches and
-record the bank's verdicts; the settlement report.
+record the bank's verdicts; decide the payments that waited for them; the
+settlement report.
 
 Safe to interrupt and retry: a batch whose answer was lost is sent again and
 the bank answers the same transcripts as the first time (``replay``);
 verdicts are recorded once (the first one wins) in one transaction per batch.
+A payment above the floor limit whose online deposit got no answer is
+*pending* (5.1): its transcripts are stored, and once every one has a verdict
+:func:`conclude` marks it paid (all accepted) or refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .terminal import Terminal
 log = logging.getLogger("ecash.merchant")
 
 REFUSED = ("invalid", "late", "expired", "serial_collision")
+# a deposit the bank may have done though its answer says otherwise: try again
+UNKNOWN_STATUSES = (408, 409, 425, 429)
 
 
 def judged(verdict: dict, value: int) -> dict:
@@ -60,26 +66,27 @@ def deposit(t: Terminal, *, batch: int | None = None) -> DepositResult:
         pending = t.store.pending(size, exclude=sent)
         if not pending:
             break
-        serials = [p.serial for p in pending]
+        coin_ids = [p.coin_id for p in pending]
         try:
             verdicts = bank.deposit([p.spend for p in pending])
             if len(verdicts) != len(pending):
                 raise BankHTTPError(502, "bad_answer", "one verdict per transcript expected")
         except BankUnreachable as exc:
-            t.store.note_attempt(serials, str(exc))
+            t.store.note_attempt(coin_ids, str(exc))
             res.error = f"bank_unreachable: {exc}"
             break
         except BankHTTPError as exc:
             if exc.status == 413 and size > 1:
                 size //= 2
                 continue
-            t.store.note_attempt(serials, f"{exc.code}: {exc.detail}")
+            t.store.note_attempt(coin_ids, f"{exc.code}: {exc.detail}")
             res.error = f"{exc.code}: {exc.detail}"
             break
         crash.point("deposit:answered")
-        results = [(p.serial, judged(v, p.value)) for p, v in zip(pending, verdicts, strict=True)]
+        results = [(p.coin_id, judged(v, p.value))
+                   for p, v in zip(pending, verdicts, strict=True)]
         t.store.record_verdicts(results, t.now_ms())
-        sent.update(serials)
+        sent.update(coin_ids)
         res.sent += len(pending)
         res.batches += 1
         for _, v in results:
@@ -91,10 +98,62 @@ def deposit(t: Terminal, *, batch: int | None = None) -> DepositResult:
                 res.compensated += v["credited_value"]
             else:
                 res.refused += 1
+    for rid in t.store.pending_requests():
+        conclude(t, rid)
     res.warnings = deadline_warnings(t)
     for w in res.warnings:
         log.warning("%s", w)
     return res
+
+
+def deposit_online(t: Terminal, request_id: bytes, *, online: bool = True) -> None:
+    """Deposit a pending payment's transcripts that have no verdict yet (the
+    deposit is idempotent: the bank answers a transcript it has as before).
+    No answer, or an answer that leaves the deposit's fate open, changes
+    nothing but the attempt count; a refusal of the whole deposit (a 4xx)
+    means the bank took none of them, and the payment is refused."""
+    todo = [p for p, v in t.store.request_transcripts(request_id) if v is None]
+    if not todo:
+        return
+    coin_ids = [p.coin_id for p in todo]
+    try:
+        verdicts = t.bank(online=online).deposit([p.spend for p in todo])
+        if len(verdicts) != len(todo):
+            raise BankHTTPError(502, "bad_answer", "one verdict per transcript expected")
+    except BankUnreachable as exc:
+        t.store.note_attempt(coin_ids, str(exc))
+        return
+    except BankHTTPError as exc:
+        t.store.note_attempt(coin_ids, f"{exc.code}: {exc.detail}")
+        if exc.status < 500 and exc.status not in UNKNOWN_STATUSES:
+            t.store.conclude_payment(request_id, False, t.now_ms(), "bank_error")
+        return
+    crash.point("accept:deposited")
+    t.store.record_verdicts([(p.coin_id, judged(v, p.value))
+                             for p, v in zip(todo, verdicts, strict=True)], t.now_ms())
+
+
+def conclude(t: Terminal, request_id: bytes) -> str | None:
+    """A pending payment whose transcripts all have verdicts becomes paid (the
+    bank accepted every coin) or refused (``bank_refused``). Returns the new
+    status, or None while a verdict is missing."""
+    pairs = t.store.request_transcripts(request_id)
+    if not pairs or any(v is None for _, v in pairs):
+        return None
+    paid = all(v["status"] == "accepted" for _, v in pairs)
+    t.store.conclude_payment(request_id, paid, t.now_ms())
+    return "paid" if paid else "refused"
+
+
+def retry_pending(t: Terminal) -> int:
+    """Try every pending payment at the bank again (the background's job);
+    returns how many are still pending."""
+    left = 0
+    for rid in t.store.pending_requests():
+        deposit_online(t, rid, online=False)
+        if conclude(t, rid) is None:
+            left += 1
+    return left
 
 
 def deadline_warnings(t: Terminal) -> list[str]:
@@ -152,15 +211,18 @@ def report(t: Terminal) -> dict:
             add("refused", g["count"], g["value"])
             code = g["code"] or g["verdict"]
             refused_codes[code] = refused_codes.get(code, 0) + g["count"]
-    payments = {"paid": _z(), "open": 0, "expired": 0}
+    payments = {"paid": _z(), "open": 0, "expired": 0, "pending": _z(), "declined": 0}
     for r in fig["requests"]:
-        if r["status"] == "paid":
-            payments["paid"]["count"] += r["count"]
-            payments["paid"]["value"] += r["value"]
+        if r["status"] in ("paid", "pending"):
+            payments[r["status"]]["count"] += r["count"]
+            payments[r["status"]]["value"] += r["value"]
+        elif r["status"] == "refused":
+            payments["declined"] += r["count"]
         else:
             payments["expired"] += r["expired"]
             payments["open"] += r["count"] - r["expired"]
-    payments["refused"] = {"count": sum(fig["refusals"].values()), "codes": fig["refusals"]}
+    # the codes of the refusals kept in the log (the last few per request); the count of all
+    payments["refused"] = {"count": fig["refusals_total"], "codes": fig["refusals"]}
     due = fig["due"]
     keys = t.keys
     return {

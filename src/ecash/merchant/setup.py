@@ -3,7 +3,9 @@
 ``init`` learns the ``merchant_id`` from the bank, creates the terminal's
 Ed25519 key pair, has the bank certify it (ECASH-1 3.3) and downloads the
 keyset, checked against the pinned master key and 9.6. The master key is
-pinned on first use unless given (compare the printed fingerprint).
+pinned on first use unless given; a given key the bank's keyset does not
+match is refused, both keys shown by :func:`master_key_fingerprint` (what
+``ecash bank init`` prints) so a person can tell which is which.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..crypto.errors import EcashError
 from ..crypto.keys import MerchantCertificate
 from ..crypto.sign import SigningKey
 from ..wire import json as wj
+from ..wire.fingerprint import master_key_fingerprint
 from .errors import MerchantError
 from .keycache import KeyCache
 from .store import StoredKey, open_store
@@ -45,6 +48,12 @@ def _merchant_id(bank: BankClient) -> str:
 
 def _keys(bank: BankClient, pinned: bytes | None) -> KeyCache:
     keyset = _call("downloading the keyset", bank.keyset)
+    if pinned is not None and keyset.master_public_key != pinned:
+        # both fingerprints, whole-key, as `ecash bank init` prints them
+        theirs = master_key_fingerprint(keyset.master_public_key)
+        raise MerchantError("master_key_changed", "the bank's keyset is signed by the master"
+                            f" key with fingerprint {theirs}, not the pinned one,"
+                            f" {master_key_fingerprint(pinned)}")
     try:
         return KeyCache.of(keyset, pinned or keyset.master_public_key)
     except EcashError as exc:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import (
     Connection,
@@ -15,8 +13,10 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -24,12 +24,33 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..crypto.payment import PaymentRequest
+from ..files import private_sqlite, sqlite_path
 from ..wire import binary
 from . import crash
-from .errors import AlreadyPaid, CoinAlreadyAccepted, MerchantError
-from .schema import SCHEMA_VERSION, metadata, refusals, requests, settings, signing_keys
+from .errors import CoinAlreadyAccepted, MerchantError, RequestTaken
+from .migrate import upgrade
+from .schema import (
+    REFUSALS_KEPT,
+    SCHEMA_VERSION,
+    metadata,
+    refusals,
+    requests,
+    settings,
+    signing_keys,
+)
 from .schema import transcripts as tx
-from .store import Pending, Refused, RequestRecord, StoredKey, TerminalStore, TranscriptRow
+from .store import (
+    Pending,
+    RefusalLog,
+    Refused,
+    RequestRecord,
+    StoredKey,
+    TerminalStore,
+    TranscriptRow,
+)
+
+# the bank's verdicts on coins it stored (and credited or compensated)
+TAKEN_BY_BANK = ("accepted", "double_spent")
 
 
 class _Sql:
@@ -51,13 +72,13 @@ class _Sql:
 
 _REQUEST_COLUMNS = ("merchant_id", "amount", "currency", "timestamp_ms", "nonce", "pos_url",
                     "public_key", "signature", "terminal", "expires_ms", "status", "online",
-                    "paid_ms", "payment_digest", "coins", "receipt")
+                    "paid_ms", "payment_digest", "coins", "receipt", "code", "refused_count")
 _REQUEST = _Sql(f"SELECT {', '.join(_REQUEST_COLUMNS)} FROM requests"
                 " WHERE request_id = %(rid)s")
-_MARK_PAID = _Sql("UPDATE requests SET status = 'paid', paid_ms = %(paid_ms)s,"
-                  " payment_digest = %(digest)s, coins = %(coins)s, receipt = %(receipt)s,"
-                  " online = %(online)s WHERE request_id = %(rid)s AND status = 'open'")
-_TRANSCRIPT_COLUMNS = ("serial", "request_id", "key_id", "value", "spend", "sale",
+_CLAIM = _Sql("UPDATE requests SET status = %(status)s, paid_ms = %(paid_ms)s,"
+              " payment_digest = %(digest)s, coins = %(coins)s, receipt = %(receipt)s,"
+              " online = %(online)s WHERE request_id = %(rid)s AND status = 'open'")
+_TRANSCRIPT_COLUMNS = ("coin_id", "request_id", "key_id", "value", "spend", "sale",
                        "accepted_ms", "deposit_by_ms", "verdict", "code", "credited", "replay",
                        "fraud_case", "settled_ms", "attempts", "last_error")
 _INSERT_TRANSCRIPT = _Sql(f"INSERT INTO transcripts ({', '.join(_TRANSCRIPT_COLUMNS)}) VALUES"
@@ -72,6 +93,7 @@ class SqlStore(TerminalStore):
     def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
         self.read_engine = read_engine or engine
+        upgrade(engine)  # a store written by older code, first
         metadata.create_all(engine)
 
     # --- transactions -------------------------------------------------------
@@ -147,13 +169,9 @@ class SqlStore(TerminalStore):
         req = PaymentRequest(r.merchant_id, r.amount, r.currency, r.timestamp_ms, r.nonce)
         return RequestRecord(req, r.pos_url, r.public_key, r.signature, r.terminal, r.expires_ms,
                              r.status, bool(r.online), r.paid_ms, r.payment_digest, r.coins,
-                             r.receipt)
+                             r.receipt, r.code, r.refused_count or 0)
 
     # --- acceptance ---------------------------------------------------------
-    def accepted_serials(self, serials: Sequence[bytes]) -> set[bytes]:
-        with self._read() as conn:
-            return {r.serial for r in conn.execute(
-                select(tx.c.serial).where(tx.c.serial.in_(list(serials)))).all()}
 
     @staticmethod
     def _rows(request_id: bytes, rows: Sequence[TranscriptRow], sale: bool,
@@ -161,7 +179,7 @@ class SqlStore(TerminalStore):
         out = []
         for t in rows:
             v = t.verdict or {}
-            out.append({"serial": t.serial, "request_id": request_id, "key_id": t.key_id,
+            out.append({"coin_id": t.coin_id, "request_id": request_id, "key_id": t.key_id,
                         "value": t.value, "spend": t.spend, "sale": sale, "accepted_ms": now_ms,
                         "deposit_by_ms": t.deposit_by_ms, "verdict": v.get("status"),
                         "code": v.get("code"), "credited": v.get("credited_value"),
@@ -171,17 +189,18 @@ class SqlStore(TerminalStore):
         return out
 
     def record_payment(self, request_id: bytes, digest: bytes, receipt: bytes, paid_ms: int,
-                       online: bool, rows: Sequence[TranscriptRow]) -> str:
+                       online: bool, rows: Sequence[TranscriptRow],
+                       status: str = "paid") -> str:
         with self._write() as conn:
-            done = conn.exec_driver_sql(_MARK_PAID.text(conn), {
-                "rid": request_id, "paid_ms": paid_ms, "digest": digest, "coins": len(rows),
-                "receipt": receipt, "online": online}).rowcount
+            done = conn.exec_driver_sql(_CLAIM.text(conn), {
+                "rid": request_id, "status": status, "paid_ms": paid_ms, "digest": digest,
+                "coins": len(rows), "receipt": receipt, "online": online}).rowcount
             if done != 1:
-                paid = conn.execute(select(requests.c.payment_digest).where(
-                    requests.c.request_id == request_id)).scalar_one()
-                if paid == digest:
+                taken = conn.execute(select(requests.c.status, requests.c.payment_digest).where(
+                    requests.c.request_id == request_id)).one()
+                if taken.payment_digest == digest:
                     return "same"
-                raise AlreadyPaid()
+                raise RequestTaken(taken.status)
             try:
                 conn.exec_driver_sql(_INSERT_TRANSCRIPT.text(conn),
                                      self._rows(request_id, rows, True, paid_ms))
@@ -190,37 +209,98 @@ class SqlStore(TerminalStore):
             crash.point("accept:before_commit")
         return "stored"
 
-    def record_unsold(self, request_id: bytes, rows: Sequence[TranscriptRow],
-                      now_ms: int) -> None:
-        if not rows:
-            return
-        with self._write() as conn:
-            conn.execute(self.dialect.insert(tx).on_conflict_do_nothing(),
-                         self._rows(request_id, rows, False, now_ms))
-
-    def add_refusal(self, request_id: bytes | None, code: str, detail: str, coins: int,
-                    at_ms: int) -> None:
-        with self._write() as conn:
-            conn.execute(refusals.insert().values(request_id=request_id, code=code[:40],
-                                                  detail=detail[:2000], coins=coins, at_ms=at_ms))
-
-    def last_refusal(self, request_id: bytes) -> Refused | None:
+    def request_transcripts(self, request_id: bytes) -> list[tuple[Pending, dict | None]]:
+        req = self.request(request_id)
+        if req is None:
+            return []
         with self._read() as conn:
-            r = conn.execute(select(refusals).where(refusals.c.request_id == request_id)
-                             .order_by(refusals.c.id.desc()).limit(1)).first()
-        return None if r is None else Refused(r.code, r.detail, r.at_ms)
+            rows = conn.execute(select(tx).where(tx.c.request_id == request_id)
+                                .order_by(tx.c.coin_id)).all()
+        return [(Pending(r.coin_id, binary.spend_from_bytes(r.spend, req.request), r.value,
+                         r.deposit_by_ms),
+                 None if r.verdict is None else {"status": r.verdict, "code": r.code,
+                                                 "credited_value": r.credited or 0})
+                for r in rows]
+
+    def pending_requests(self) -> list[bytes]:
+        with self._read() as conn:
+            return [r.request_id for r in conn.execute(
+                select(requests.c.request_id).where(requests.c.status == "pending")
+                .order_by(requests.c.paid_ms)).all()]
+
+    @staticmethod
+    def _lock_request(conn: Connection, request_id: bytes):
+        """The request's row, locked until the transaction ends (PostgreSQL;
+        SQLite's writers are serialised by ``BEGIN IMMEDIATE``)."""
+        return conn.execute(select(requests.c.status, requests.c.payment_digest)
+                            .where(requests.c.request_id == request_id)
+                            .with_for_update()).first()
+
+    def conclude_payment(self, request_id: bytes, paid: bool, at_ms: int,
+                         code: str = "bank_refused") -> bool:
+        mine = tx.c.request_id == request_id
+        with self._write() as conn:
+            r = self._lock_request(conn, request_id)
+            if r is None or r.status != "pending":
+                return False
+            if paid:
+                conn.execute(update(requests).where(requests.c.request_id == request_id)
+                             .values(status="paid", paid_ms=at_ms))
+                return True
+            # refused: the coins the bank took stay on record (not sold); the rest go,
+            # so that the terminal can never deposit them
+            conn.execute(update(tx).where(mine, tx.c.verdict.in_(TAKEN_BY_BANK))
+                         .values(sale=False))
+            conn.execute(delete(tx).where(mine, or_(tx.c.verdict.is_(None),
+                                                    tx.c.verdict.notin_(TAKEN_BY_BANK))))
+            conn.execute(update(requests).where(requests.c.request_id == request_id)
+                         .values(status="refused", code=code, paid_ms=at_ms))
+        return True
+
+    def refuse(self, request_id: bytes, digest: bytes | None, code: str,
+               coin_ids: Sequence[bytes], coins: int, at_ms: int) -> bool:
+        with self._write() as conn:
+            r = self._lock_request(conn, request_id)
+            if r is None:
+                return False
+            if digest is not None and r.status == "open":
+                conn.execute(update(requests).where(requests.c.request_id == request_id)
+                             .values(status="refused", payment_digest=digest, code=code,
+                                     paid_ms=at_ms))
+            conn.execute(update(requests).where(requests.c.request_id == request_id)
+                         .values(refused_count=requests.c.refused_count + 1))
+            conn.execute(refusals.insert().values(request_id=request_id, code=code[:40],
+                                                  coins=coins, at_ms=at_ms))
+            oldest_kept = conn.execute(
+                select(refusals.c.id).where(refusals.c.request_id == request_id)
+                .order_by(refusals.c.id.desc()).offset(REFUSALS_KEPT - 1).limit(1)).scalar()
+            if oldest_kept is not None:
+                conn.execute(delete(refusals).where(refusals.c.request_id == request_id,
+                                                    refusals.c.id < oldest_kept))
+            held = conn.execute(select(func.count()).select_from(tx).where(
+                tx.c.request_id == request_id, tx.c.coin_id.in_(list(coin_ids)))
+            ).scalar_one() if coin_ids else 0
+        return held == 0
+
+    def refusal_log(self, request_id: bytes) -> RefusalLog:
+        with self._read() as conn:
+            count = conn.execute(select(requests.c.refused_count).where(
+                requests.c.request_id == request_id)).scalar()
+            rows = conn.execute(select(refusals).where(refusals.c.request_id == request_id)
+                                .order_by(refusals.c.id.desc()).limit(REFUSALS_KEPT)).all()
+        return RefusalLog(count or 0, [Refused(r.code, r.coins, r.at_ms) for r in rows])
 
     # --- settlement ---------------------------------------------------------
     def pending(self, limit: int, exclude: Iterable[bytes] = ()) -> list[Pending]:
         skip = list(exclude)
-        q = (select(tx.c.serial, tx.c.spend, tx.c.value, tx.c.deposit_by_ms, requests.c.merchant_id,
-                    requests.c.amount, requests.c.currency, requests.c.timestamp_ms,
-                    requests.c.nonce)
+        q = (select(tx.c.coin_id, tx.c.spend, tx.c.value, tx.c.deposit_by_ms,
+                    requests.c.merchant_id, requests.c.amount, requests.c.currency,
+                    requests.c.timestamp_ms, requests.c.nonce)
              .select_from(tx.join(requests, requests.c.request_id == tx.c.request_id))
              .where(tx.c.verdict.is_(None))
-             .order_by(tx.c.deposit_by_ms, tx.c.serial).limit(limit))
+             .order_by(tx.c.deposit_by_ms, tx.c.coin_id).limit(limit))
         if skip:
-            q = q.where(tx.c.serial.notin_(skip))
+            q = q.where(tx.c.coin_id.notin_(skip))
         with self._read() as conn:
             rows = conn.execute(q).all()
         reqs: dict[tuple, PaymentRequest] = {}
@@ -228,31 +308,31 @@ class SqlStore(TerminalStore):
         for r in rows:
             k = (r.merchant_id, r.amount, r.currency, r.timestamp_ms, r.nonce)
             req = reqs.setdefault(k, PaymentRequest(*k))
-            out.append(Pending(r.serial, binary.spend_from_bytes(r.spend, req), r.value,
+            out.append(Pending(r.coin_id, binary.spend_from_bytes(r.spend, req), r.value,
                                r.deposit_by_ms))
         return out
 
     def record_verdicts(self, verdicts: Sequence[tuple[bytes, dict]], settled_ms: int) -> int:
         if not verdicts:
             return 0
-        stmt = update(tx).where(tx.c.serial == bindparam("b_serial"),
+        stmt = update(tx).where(tx.c.coin_id == bindparam("b_coin_id"),
                                 tx.c.verdict.is_(None)).values(
             verdict=bindparam("b_verdict"), code=bindparam("b_code"),
             credited=bindparam("b_credited"), replay=bindparam("b_replay"),
             fraud_case=bindparam("b_case"), settled_ms=settled_ms,
             attempts=tx.c.attempts + 1, last_error=None)
-        params = [{"b_serial": s, "b_verdict": v["status"], "b_code": v.get("code"),
+        params = [{"b_coin_id": s, "b_verdict": v["status"], "b_code": v.get("code"),
                    "b_credited": v["credited_value"], "b_replay": bool(v.get("replay")),
                    "b_case": v.get("fraud_case")} for s, v in verdicts]
         with self._write() as conn:
             conn.execute(stmt, params)
         return len(params)
 
-    def note_attempt(self, serials: Sequence[bytes], error: str) -> None:
-        if not serials:
+    def note_attempt(self, coin_ids: Sequence[bytes], error: str) -> None:
+        if not coin_ids:
             return
         with self._write() as conn:
-            conn.execute(update(tx).where(tx.c.serial.in_(list(serials)), tx.c.verdict.is_(None))
+            conn.execute(update(tx).where(tx.c.coin_id.in_(list(coin_ids)), tx.c.verdict.is_(None))
                          .values(attempts=tx.c.attempts + 1, last_error=error[:500]))
 
     def report_figures(self, now_ms: int, warn_ms: int) -> dict:
@@ -274,6 +354,7 @@ class SqlStore(TerminalStore):
                 .group_by(requests.c.status)).all()
             refused = conn.execute(select(refusals.c.code, func.count())
                                    .group_by(refusals.c.code)).all()
+            refused_total = conn.execute(select(func.sum(requests.c.refused_count))).scalar()
         return {
             "transcripts": [{"sale": bool(g[0]), "verdict": g[1], "code": g[2], "count": g[3],
                              "value": int(g[4] or 0), "credited": int(g[5] or 0),
@@ -283,6 +364,7 @@ class SqlStore(TerminalStore):
             "requests": [{"status": r[0], "count": r[1], "value": int(r[2] or 0),
                           "expired": int(r[3] or 0)} for r in reqs],
             "refusals": {r[0]: r[1] for r in refused},
+            "refusals_total": int(refused_total or 0),
         }
 
 
@@ -294,10 +376,9 @@ class SqliteStore(SqlStore):
     dialect = sqlite
 
     def __init__(self, url: str) -> None:
-        path = url.split("///", 1)[-1]
-        if path and ":memory:" not in path and not Path(path).exists():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # it holds secrets
+        path = sqlite_path(url)
+        if path:  # it holds secrets: owner-only, with its WAL and SHM files
+            private_sqlite(path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -319,7 +400,7 @@ class SqliteStore(SqlStore):
 
 
 class PostgresStore(SqlStore):
-    """The shared store of several terminals: the primary key on the serial
+    """The shared store of several terminals: the primary key on ``coin_id``
     makes PostgreSQL refuse a coin that another terminal stored first."""
 
     dialect = postgresql

@@ -36,19 +36,21 @@ class RequestRecord:
     signature: bytes
     terminal: str
     expires_ms: int
-    status: str = "open"  # open | paid
+    status: str = "open"  # open | pending | paid | refused
     online: bool = False
     paid_ms: int | None = None
     payment_digest: bytes | None = None
     coins: int | None = None
     receipt: bytes | None = None
+    code: str | None = None  # why it was refused
+    refused_count: int = 0
 
 
 @dataclass(frozen=True)
 class TranscriptRow:
     """A transcript to store, with the bank's verdict when deposited online."""
 
-    serial: bytes
+    coin_id: bytes
     key_id: bytes
     value: int
     spend: bytes  # 288-byte binary spend
@@ -58,7 +60,7 @@ class TranscriptRow:
 
 @dataclass(frozen=True)
 class Pending:
-    serial: bytes
+    coin_id: bytes
     spend: Spend
     value: int
     deposit_by_ms: int
@@ -66,9 +68,19 @@ class Pending:
 
 @dataclass(frozen=True)
 class Refused:
+    """One line of the refusal log: a code (our words for it are in the page)."""
+
     code: str
-    detail: str
+    coins: int
     at_ms: int
+
+
+@dataclass(frozen=True)
+class RefusalLog:
+    """A request's refusals: how many ever, and the last few, newest first."""
+
+    count: int
+    last: list[Refused]
 
 
 class TerminalStore(ABC):
@@ -105,31 +117,44 @@ class TerminalStore(ABC):
 
     # --- acceptance ---------------------------------------------------------
     @abstractmethod
-    def accepted_serials(self, serials: Sequence[bytes]) -> set[bytes]:
-        """Which of these coins are stored already."""
-
-    @abstractmethod
     def record_payment(self, request_id: bytes, digest: bytes, receipt: bytes, paid_ms: int,
-                       online: bool, rows: Sequence[TranscriptRow]) -> str:
-        """In ONE transaction: mark the request paid and store its transcripts.
+                       online: bool, rows: Sequence[TranscriptRow],
+                       status: str = "paid") -> str:
+        """In ONE transaction: claim the open request for this payment (``status``
+        ``paid``, or ``pending`` before going online) and store its transcripts.
 
         Returns ``"stored"``, or ``"same"`` when the identical payment (same
-        ``digest``) was stored already. Raises :class:`~.errors.AlreadyPaid`
-        when another payment paid it and :class:`~.errors.CoinAlreadyAccepted`
+        ``digest``) claimed it already. Raises :class:`~.errors.RequestTaken`
+        when another payment decided it and :class:`~.errors.CoinAlreadyAccepted`
         when a coin is stored already; then nothing changed.
         """
 
     @abstractmethod
-    def record_unsold(self, request_id: bytes, rows: Sequence[TranscriptRow],
-                      now_ms: int) -> None:
-        """Keep coins the bank took online for a payment that was then refused."""
+    def request_transcripts(self, request_id: bytes) -> list[tuple[Pending, dict | None]]:
+        """The transcripts stored for a request, each with its verdict (or None)."""
 
     @abstractmethod
-    def add_refusal(self, request_id: bytes | None, code: str, detail: str, coins: int,
-                    at_ms: int) -> None: ...
+    def pending_requests(self) -> list[bytes]:
+        """Requests whose payment is still being checked with the bank."""
 
     @abstractmethod
-    def last_refusal(self, request_id: bytes) -> Refused | None: ...
+    def conclude_payment(self, request_id: bytes, paid: bool, at_ms: int,
+                         code: str = "bank_refused") -> bool:
+        """A pending payment whose transcripts all have verdicts: mark it paid,
+        or refused with ``code``, keeping (as not sold) the coins the bank took
+        and dropping the ones it refused. False if it was not pending."""
+
+    @abstractmethod
+    def refuse(self, request_id: bytes, digest: bytes | None, code: str,
+               coin_ids: Sequence[bytes], coins: int, at_ms: int) -> bool:
+        """In ONE transaction: an open request is refused for the payment
+        ``digest`` (None: not a payment, the request stays open); log the
+        refusal (the last few per request, and the count). True when the store
+        holds none of ``coin_ids`` for this request: only then may the
+        refusal be signed (ECASH-1 5.1)."""
+
+    @abstractmethod
+    def refusal_log(self, request_id: bytes) -> RefusalLog: ...
 
     # --- settlement ---------------------------------------------------------
     @abstractmethod
@@ -138,10 +163,10 @@ class TerminalStore(ABC):
 
     @abstractmethod
     def record_verdicts(self, verdicts: Sequence[tuple[bytes, dict]], settled_ms: int) -> int:
-        """Record each ``(serial, verdict)`` unless one is recorded already."""
+        """Record each ``(coin_id, verdict)`` unless one is recorded already."""
 
     @abstractmethod
-    def note_attempt(self, serials: Sequence[bytes], error: str) -> None: ...
+    def note_attempt(self, coin_ids: Sequence[bytes], error: str) -> None: ...
 
     @abstractmethod
     def report_figures(self, now_ms: int, warn_ms: int) -> dict:

@@ -36,6 +36,7 @@ class TerminalConfig:
     request_ttl_s: int = 900  # an unpaid request expires (404) after this
     deposit_batch: int = 500  # transcripts per deposit call (the bank allows 1000)
     online_timeout_s: float = 10.0  # waiting for the bank while a customer waits
+    pending_retry_s: int = 5  # a pending payment: when to send the identical payment again
     bank_timeout_s: float = 60.0  # any other call to the bank
     warn_before_s: int | None = None  # default: min(1 day, T/4) before the deadline
     renew_before_s: int = 30 * 86_400  # sync renews a certificate expiring sooner

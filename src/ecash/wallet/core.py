@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import hashlib
 import json
 import ssl
 import threading
@@ -26,6 +25,7 @@ from ..crypto.keys import DenominationKey, Keyset, Policy
 from ..crypto.params import g2
 from ..crypto.registration import identity_of
 from ..wire import json as wj
+from ..wire.fingerprint import master_key_fingerprint
 from . import secrets as ws
 from .derive import Deriver
 from .errors import BankRefused, BankUnreachable, KeysetRefused, NotRegistered, WalletError
@@ -273,14 +273,22 @@ class WalletBase:
         """Check a keyset (9.6, every signature, the pinned master key) and take
         its keys and policy. Returns its fingerprint."""
         pinned_hex = self.store.meta_text("master_public_key")
+        if pinned_hex and expect_master is not None and bytes.fromhex(pinned_hex) != expect_master:
+            # An earlier attempt pinned another key: never let --master-key be ignored.
+            raise KeysetRefused(
+                f"this wallet has already pinned the master key {_fp(bytes.fromhex(pinned_hex))},"
+                f" not the one given ({_fp(expect_master)}); refusing it. If the pinned key"
+                " is not your bank's, create a new wallet (`ecash wallet init`) and register"
+                " it with --master-key", "master_key_mismatch")
         pinned = bytes.fromhex(pinned_hex) if pinned_hex else expect_master
         try:
             ks.check(pinned)
         except EcashError as exc:
             if exc.code == "master_key_changed":
                 raise KeysetRefused(
-                    "the bank's keyset is signed by another master key than the one this"
-                    f" wallet pinned ({_fp(pinned)}); refusing it", "master_key_changed") from None
+                    f"the bank's keyset is signed by the master key {_fp(ks.master_public_key)},"
+                    f" not the one this wallet {'pinned' if pinned_hex else 'was given'}"
+                    f" ({_fp(pinned)}); refusing it", "master_key_changed") from None
             raise KeysetRefused(f"the bank's keyset is invalid ({exc.code}): {exc}",
                                 exc.code) from None
         old_currency = self._policy_currency()
@@ -391,7 +399,7 @@ class WalletBase:
         return sum(c.value for c in self._coins.values())
 
     def insert_coins(self, conn, rows: list[tuple]) -> None:
-        """rows: (serial, key_id, value, body, sealed, state, request_id, pending_until,
+        """rows: (coin_id, key_id, value, body, sealed, state, request_id, pending_until,
         origin, session_id, created_at)."""
         conn.executemany(
             "INSERT INTO coins (serial, key_id, value, body, secrets, state, request_id,"
@@ -457,6 +465,6 @@ def _vault_ad(wallet_id: bytes) -> bytes:
 
 
 def _fp(pk: bytes | None) -> str:
-    if pk is None:
-        return "none"
-    return hashlib.sha256(pk).digest()[:8].hex()
+    """The master key as people compare it (the whole key's fingerprint, as
+    ``bank init`` prints it)."""
+    return "none" if pk is None else master_key_fingerprint(pk)

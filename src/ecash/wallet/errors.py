@@ -73,6 +73,11 @@ class BankUnreachable(WalletError):
 
 
 class TerminalError(WalletError):
-    """The merchant terminal refused or did not answer; the payment stays pending."""
+    """The merchant terminal refused, answered *pending* or did not answer.
+
+    ``outcome`` is ``"pending"`` (the coins stay pending: no final answer, or a
+    refusal without a valid signature) or ``"released"`` (a valid signed
+    refusal of exactly this payment: the coins are spendable again)."""
 
     code = "terminal_error"
+    outcome = "pending"

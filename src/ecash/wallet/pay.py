@@ -1,14 +1,23 @@
-"""Paying offline (ECASH-1 5, 9.4).
+"""Paying offline (ECASH-1 5, 5.1, 9.4).
 
 Before any transcript leaves the wallet, the coins are recorded as answered
 for the request, in the same transaction as the payment itself: a coin is
 never answered for two requests, and asking again for the same request
-returns the identical payment. Coins whose acceptance is not confirmed (no
-valid receipt yet) stay pending; ``sync`` settles them.
+returns the identical payment. A request dated more than ten minutes from
+the wallet's clock is refused before anything is recorded or sent (5).
+
+The terminal's answer has three outcomes (5.1). *Accepted*: a valid receipt
+confirms the payment. *Refused*: with a refusal that verifies as a refusal of
+exactly this payment, signed by the request's certified key, the coins are
+released at once and the refusal is kept with the request and the spends as
+evidence; without one, the coins stay pending (9.4), since the terminal may
+hold the transcripts. *Pending* (or no answer at all): the coins stay pending
+and ``sync`` sends the identical payment again for the final answer.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import httpx
@@ -16,6 +25,7 @@ import httpx
 from ..crypto.coin import Coin
 from ..crypto.errors import EcashError
 from ..crypto.payment import Receipt, SignedRequest, Spend, make_spend
+from ..crypto.refusal import Refusal
 from ..wire import binary, text
 from ..wire import json as wj
 from . import faults
@@ -32,9 +42,25 @@ from .errors import (
 from .selection import select_counts, suggest_break
 
 DAY = 86_400
-MAX_FUTURE_S = 3_600  # a request stamped further ahead than this is refused
-MAX_AGE_S = DAY  # ... and one older than this
+CLOCK_SKEW_MS = 600_000  # ECASH-1 5: a request further than ten minutes from our clock is refused
 TERMINAL_TIMEOUT_S = 15.0
+MAX_RETRY_AFTER_S = 3_600  # a terminal's retry_after_s is shown, bounded
+
+# What became of a payment (the ``status`` column):
+#   answered   recorded; no final answer yet (not sent, sent offline, pending at
+#              the terminal, or the terminal did not answer): coins pending
+#   confirmed  the terminal's receipt verified: coins spent
+#   refused    refused without a valid signed refusal: coins pending (9.4)
+#   released   refused with a valid signed refusal of exactly this payment:
+#              coins spendable again, the refusal kept as evidence (5.1)
+#   settled    no terminal to answer (a payment handed over offline, a
+#              redemption) and the bank holds every coin as spent
+#   lapsed     the coins came back (9.4)
+#   disputed   refused or unanswered by its terminal, yet its coins turned up
+#              spent: never "settled"; shown to the holder with the evidence,
+#              and filed with the bank when the wallet holds a signed refusal
+PAYMENT_STATUSES = ("answered", "confirmed", "refused", "released", "settled", "lapsed",
+                    "disputed")
 
 
 @dataclass
@@ -45,10 +71,11 @@ class Payment:
     currency: str
     pos_url: str
     spends: list[Spend]
-    status: str  # answered | confirmed | refused | settled
+    status: str  # one of PAYMENT_STATUSES
     repeated: bool = False  # the identical payment, asked again
     receipt: dict | None = None
     error: dict | None = field(default=None)
+    refusal: dict | None = None  # the terminal's signed refusal, once verified
 
     @property
     def text(self) -> str:
@@ -58,7 +85,8 @@ class Payment:
         return {"request_id": self.request_id.hex(), "merchant_id": self.merchant_id,
                 "amount": self.amount, "currency": self.currency, "pos_url": self.pos_url,
                 "coins": len(self.spends), "status": self.status, "repeated": self.repeated,
-                "receipt": self.receipt, "payment": self.text, "error": self.error}
+                "receipt": self.receipt, "refusal": self.refusal, "payment": self.text,
+                "error": self.error}
 
 
 def coin_from_trusted(body: bytes) -> Coin:
@@ -99,27 +127,35 @@ class PayMixin(WalletBase):
         """Answer ``envelope`` (or return the identical earlier answer); with
         ``send`` and a ``pos_url``, POST it to the terminal (again, identically, if
         it was not confirmed) and check the receipt.
-        A terminal that refuses or cannot be reached raises :class:`TerminalError`
-        after the payment is recorded (its coins stay pending)."""
+        A terminal that refuses, answers *pending* or cannot be reached raises
+        :class:`TerminalError` after the payment is recorded; its ``outcome``
+        says whether the coins were released (a valid signed refusal) or stay
+        pending."""
         self.check_request(envelope)
         payment = self._answer(envelope)
         if send and envelope.pos_url and payment.status in ("answered", "refused"):
-            self.send_to_terminal(payment, envelope.certificate.public_key)
+            self.send_to_terminal(payment)
         return payment
 
     # --- recording ----------------------------------------------------------------
     def stored_payment(self, request_id: bytes) -> Payment | None:
         row = self.store.conn.execute(
-            "SELECT merchant_id, amount, currency, pos_url, payment, status, receipt, detail"
-            " FROM payments WHERE request_id = ?", (request_id,)).fetchone()
+            "SELECT merchant_id, amount, currency, pos_url, payment, status, receipt, detail,"
+            " refusal FROM payments WHERE request_id = ?", (request_id,)).fetchone()
         if row is None:
             return None
-        import json
-
         spends = binary.payment_from_bytes(self.open_payment(request_id, bytes(row[4])))
         return Payment(request_id, row[0], row[1], row[2], row[3], spends, row[5], True,
                        json.loads(row[6]) if row[6] else None,
-                       {"code": row[7]} if row[7] else None)
+                       {"code": row[7]} if row[7] else None,
+                       json.loads(row[8]) if row[8] else None)
+
+    def stored_envelope(self, request_id: bytes) -> SignedRequest | None:
+        """The signed request with its certificate, as it was paid (None for a
+        redemption, or a payment recorded before the wallet kept them)."""
+        row = self.store.conn.execute("SELECT envelope FROM payments WHERE request_id = ?",
+                                      (request_id,)).fetchone()
+        return wj.envelope_from_json(json.loads(row[0])) if row and row[0] else None
 
     def _answer(self, envelope: SignedRequest) -> Payment:
         req = envelope.request
@@ -130,12 +166,7 @@ class PayMixin(WalletBase):
                 return old
             now = self.now()
             ts = req.timestamp_ms // 1000
-            if ts > now + MAX_FUTURE_S:
-                raise RequestRefused("the request is dated in the future; check the clocks",
-                                     "request_from_future")
-            if ts < now - MAX_AGE_S:
-                raise RequestRefused("the request is too old; ask the merchant for a new one",
-                                     "request_expired")
+            check_request_time(req.timestamp_ms, self.now_ms())
             if req.amount <= 0:
                 raise RequestRefused("the request is for nothing", "zero_amount")
             self.refresh_coins()
@@ -177,10 +208,12 @@ class PayMixin(WalletBase):
             conn.execute(
                 "INSERT INTO payments (request_id, kind, merchant_id, amount, currency,"
                 " timestamp_ms, pos_url, merchant_key, payment, n_coins, status, created_at,"
-                " updated_at) VALUES (?, 'pay', ?, ?, ?, ?, ?, ?, ?, ?, 'answered', ?, ?)",
+                " updated_at, envelope) VALUES (?, 'pay', ?, ?, ?, ?, ?, ?, ?, ?, 'answered',"
+                " ?, ?, ?)",
                 (rid, req.merchant_id, req.amount, req.currency, req.timestamp_ms,
                  envelope.pos_url, envelope.certificate.public_key,
-                 self.seal_payment(rid, blob), len(spends), now, now))
+                 self.seal_payment(rid, blob), len(spends), now, now,
+                 json.dumps(wj.envelope_to_json(envelope))))
         self.apply_coin_state(ids, "pending", request_id=rid, pending_until=until)
         faults.point("pay.recorded")
         return Payment(rid, req.merchant_id, req.amount, req.currency, envelope.pos_url,
@@ -226,14 +259,18 @@ class PayMixin(WalletBase):
                         f" {hint}, then pay again")
 
     # --- the terminal ----------------------------------------------------------------
-    def send_to_terminal(self, payment: Payment, merchant_key: bytes) -> Payment:
-        """POST the payment to its ``pos_url``; confirm it on a valid receipt."""
+    def send_to_terminal(self, payment: Payment) -> Payment:
+        """POST the payment to its ``pos_url`` and act on the terminal's answer
+        (5.1): a valid receipt confirms it; a valid signed refusal releases its
+        coins; anything else leaves them pending and raises :class:`TerminalError`."""
+        merchant_key = self._merchant_key(payment.request_id)
         body = {"spends": [wj.spend_to_json(s) for s in payment.spends]}
         try:
             with httpx.Client(timeout=TERMINAL_TIMEOUT_S,
                               transport=self.http_transport()) as http:
                 r = http.post(payment.pos_url, json=body)
         except httpx.HTTPError as exc:
+            self._mark(payment, "answered", "terminal_unreachable")
             raise TerminalError(f"could not reach the terminal ({exc.__class__.__name__});"
                                 " the payment is recorded and pending: `ecash wallet pay`"
                                 " with the same request, or `ecash wallet sync`, sends it"
@@ -245,22 +282,94 @@ class PayMixin(WalletBase):
                 receipt = wj.receipt_from_json(data["receipt"])
                 self._check_receipt(receipt, payment, merchant_key)
             except (EcashError, KeyError, TypeError) as exc:
+                self._mark(payment, "answered", "bad_receipt")
                 raise TerminalError(f"the terminal's receipt is not valid ({exc}); the payment"
                                     " stays pending", "bad_receipt") from None
             self._confirm(payment, wj.receipt_to_json(receipt))
             faults.point("pay.confirmed")
             return payment
+        if r.status_code == 202:
+            wait = _retry_after(r)
+            self._mark(payment, "answered", "terminal_pending")
+            raise TerminalError("the terminal is checking the payment with the bank: its"
+                                " coins stay pending; `ecash wallet sync` (or paying the"
+                                f" same request again) in about {wait} s sends the identical"
+                                " payment for the final answer", "payment_pending")
         code, detail = _problem(r)
         if r.status_code == 404:
+            self._mark(payment, "answered", "unknown_request")
             raise TerminalError(f"the terminal does not know this request ({detail}); the"
                                 " coins stay pending until the bank can no longer accept"
                                 " them", "unknown_request")
         if r.status_code == 422:
+            refusal, why = self._refusal_of(payment, r)
+            if refusal is not None:
+                self._release(payment, refusal)
+                exc = TerminalError(f"the terminal refused the payment ({refusal.code}) and"
+                                    " signed its refusal: the coins are spendable again;"
+                                    " the refusal is kept as evidence", refusal.code)
+                exc.outcome = "released"
+                raise exc
             self._mark(payment, "refused", code)
-            raise TerminalError(f"the terminal refused the payment ({code}): {detail}; its"
+            raise TerminalError(f"the terminal refused the payment ({code}) {why}; its"
                                 " coins stay pending (ECASH-1 9.4)", code)
+        self._mark(payment, "answered", "terminal_error")
         raise TerminalError(f"the terminal answered {r.status_code} ({code}); the payment"
                             " stays pending", "terminal_error")
+
+    def _merchant_key(self, request_id: bytes) -> bytes:
+        row = self.store.conn.execute("SELECT merchant_key FROM payments WHERE request_id = ?",
+                                      (request_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise WalletError("no certified merchant key is recorded for this payment",
+                              "no_merchant_key")
+        return bytes(row[0])
+
+    def _refusal_of(self, payment: Payment, r: httpx.Response) -> tuple[Refusal | None, str]:
+        """The refusal in a 422 answer if it is a valid refusal of exactly this
+        payment, signed by the request's certified key whose certificate the
+        pinned master key signed; else None and why not (for the holder)."""
+        try:
+            raw = r.json().get("refusal")
+        except (ValueError, AttributeError):
+            return None, "without a readable answer"
+        if raw is None:
+            return None, "without a signed refusal"
+        envelope = self.stored_envelope(payment.request_id)
+        pinned = self.store.meta_text("master_public_key")
+        if envelope is None or not pinned:
+            return None, "but the wallet kept no signed request to check its refusal against"
+        try:
+            refusal = wj.refusal_from_json(raw)
+            envelope.verify(bytes.fromhex(pinned))  # as for the request (5); no clock: the
+            # certificate may have lapsed since the request was paid
+            refusal.verify(envelope.certificate.public_key, payment.request_id,
+                           binary.payment_items(payment.spends))
+        except EcashError as exc:
+            return None, f"with a refusal that does not verify ({exc.code})"
+        return refusal, ""
+
+    def _release(self, payment: Payment, refusal: Refusal) -> None:
+        """5.1: release the coins at once; keep the refusal beside the request
+        and the spends (the payment's row is never deleted, so the evidence
+        outlives the keys' ``deposit_end``)."""
+        now = self.now()
+        raw = wj.refusal_to_json(refusal)
+        with self.store.tx() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT c.id FROM answers a JOIN coins c ON c.id = a.coin_id WHERE"
+                " a.request_id = ? AND c.state = 'pending' AND c.request_id = ?",
+                (payment.request_id, payment.request_id))]
+            self.set_coin_state(conn, ids, "unspent", only_from="pending")
+            # A disputed payment (its coins already spent) keeps its status and
+            # reason: the refusal is what lets the wallet file the dispute.
+            conn.execute("UPDATE payments SET status = CASE status WHEN 'disputed' THEN status"
+                         " ELSE 'released' END, detail = CASE status WHEN 'disputed' THEN"
+                         " detail ELSE ? END, refusal = ?, updated_at = ? WHERE request_id = ?",
+                         (refusal.code, json.dumps(raw), now, payment.request_id))
+        self.apply_coin_state(ids, "unspent")
+        payment.refusal, payment.error = raw, {"code": refusal.code}
+        payment.status = "disputed" if payment.status == "disputed" else "released"
 
     @staticmethod
     def _check_receipt(receipt: Receipt, payment: Payment, merchant_key: bytes) -> None:
@@ -269,8 +378,6 @@ class PayMixin(WalletBase):
         receipt.verify(merchant_key)
 
     def _confirm(self, payment: Payment, receipt: dict) -> None:
-        import json
-
         now = self.now()
         with self.store.tx() as conn:
             ids = [r[0] for r in conn.execute(
@@ -283,10 +390,37 @@ class PayMixin(WalletBase):
         payment.status, payment.receipt, payment.error = "confirmed", receipt, None
 
     def _mark(self, payment: Payment, status: str, detail: str) -> None:
+        """Record a terminal's answer that is not final; a disputed payment
+        stays disputed, with its reason."""
         with self.store.tx() as conn:
             conn.execute("UPDATE payments SET status = ?, detail = ?, updated_at = ? WHERE"
-                         " request_id = ?", (status, detail, self.now(), payment.request_id))
-        payment.status, payment.error = status, {"code": detail}
+                         " request_id = ? AND status != 'disputed'",
+                         (status, detail, self.now(), payment.request_id))
+        if payment.status != "disputed":
+            payment.status = status
+        payment.error = {"code": detail}
+
+
+def check_request_time(timestamp_ms: int, now_ms: int) -> None:
+    """ECASH-1 5: refuse a request more than ten minutes from our clock, either
+    way. A far-future one would lock the coins (9.4); an older one has expired
+    as far as the wallet can tell (the envelope carries no expiry of its own,
+    and a terminal may expire its requests sooner: it then signs a refusal
+    with ``request_expired``, which releases the coins at once)."""
+    if timestamp_ms > now_ms + CLOCK_SKEW_MS:
+        raise RequestRefused("the request is dated more than ten minutes ahead of this"
+                             " wallet's clock; check the clocks", "request_from_future")
+    if timestamp_ms < now_ms - CLOCK_SKEW_MS:
+        raise RequestRefused("the request is more than ten minutes old (expired); ask the"
+                             " merchant for a new one", "request_expired")
+
+
+def _retry_after(r: httpx.Response) -> int:
+    try:
+        wait = int(r.json().get("retry_after_s", 0))
+    except (ValueError, TypeError, AttributeError):
+        wait = 0
+    return min(max(wait, 1), MAX_RETRY_AFTER_S)
 
 
 def _problem(r: httpx.Response) -> tuple[str, str]:

@@ -79,17 +79,17 @@ class RestoreMixin(WalletBase):
                 coin = self._rebuild_coin(sid, j, row.key, c, z_cache)
                 if coin is None:
                     foreign += 1
-                elif coin[0].A not in known:
+                elif coin[0].coin_id not in known:
                     found.append(coin)
-        spent, unknown = self.query_spent([(coin.A, coin.key_id) for coin, _ in found])
+        spent, unknown = self.query_spent([(coin.coin_id, coin.key_id) for coin, _ in found])
         until = now + self.deposit_window + CLOCK_MARGIN_S
         rows = []
         for coin, cs in found:
             body = binary.coin_to_bytes(coin)
             value = self.key(coin.key_id).value
-            state = ("spent" if coin.A in spent else "expired" if coin.A in unknown
+            state = ("spent" if coin.coin_id in spent else "expired" if coin.coin_id in unknown
                      else "pending")
-            rows.append((coin.A, coin.key_id, value, body,
+            rows.append((coin.coin_id, coin.key_id, value, body,
                          self.seal_coin_secrets(body, value, cs), state, None,
                          until if state == "pending" else None, "restore", None, now))
         with self.store.tx() as conn:

@@ -16,9 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..crypto.coin import compute_coin_id
+from ..files import create_private_file
 from .errors import CorruptWallet, NoWallet, WalletError, WalletExists
 
-FORMAT = b"ecash-wallet/1"
+FORMAT = b"ecash-wallet/2"
+FORMAT_1 = b"ecash-wallet/1"  # serial held A; payments kept no request or refusal
 
 SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -30,7 +33,7 @@ CREATE TABLE keys (
 );
 CREATE TABLE coins (
     id INTEGER PRIMARY KEY,
-    serial BLOB NOT NULL UNIQUE,             -- A
+    serial BLOB NOT NULL UNIQUE,             -- coin_id (ECASH-1 4.1 rev. 2: the serial number)
     key_id BLOB NOT NULL REFERENCES keys(key_id),
     value INTEGER NOT NULL,
     body BLOB NOT NULL,                      -- the 224-byte binary coin
@@ -58,8 +61,11 @@ CREATE TABLE payments (                      -- one row per request answered
     merchant_key BLOB,                       -- certified key that signs the receipt
     payment BLOB NOT NULL,                   -- sealed binary payment (the transcripts)
     n_coins INTEGER NOT NULL,
-    status TEXT NOT NULL,                    -- answered | confirmed | refused | settled
+    status TEXT NOT NULL,                    -- see PAYMENT_STATUSES in pay.py
     receipt TEXT, detail TEXT,
+    envelope TEXT,                           -- the signed request with its certificate (JSON)
+    refusal TEXT,                            -- the terminal's signed refusal, once verified (JSON)
+    dispute TEXT,                            -- the bank's answer to the holder's dispute (JSON)
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
 );
 CREATE INDEX payments_recent ON payments(kind, created_at);
@@ -106,12 +112,10 @@ class Store:
     @classmethod
     def create(cls, path: Path) -> Store:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            create_private_file(path, exclusive=True)  # 0600, its directory 0700
         except FileExistsError:
             raise WalletExists(f"{path} already exists; choose another --wallet path") from None
-        os.close(fd)
         store = cls(_connect(path), path)
         store.conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         with store.tx():
@@ -134,9 +138,26 @@ class Store:
             fmt = store.meta("format")
         except sqlite3.DatabaseError as exc:
             raise CorruptWallet(f"{path} is not a readable wallet file ({exc})") from None
-        if fmt != FORMAT:
+        if fmt == FORMAT_1:
+            store._migrate_from_1()
+        elif fmt != FORMAT:
             raise CorruptWallet(f"{path} is not an ecash wallet (or of an unknown format)")
         return store
+
+    def _migrate_from_1(self) -> None:
+        """Format 1 to 2 in one transaction (a crash leaves format 1, migrated
+        again at the next open): every coin's serial becomes its ``coin_id``,
+        computed from its stored body (ECASH-1 4.1 rev. 2), and payments gain
+        the columns that keep a refusal's evidence."""
+        with self.tx() as conn:
+            if self.meta("format") != FORMAT_1:  # another process migrated it meanwhile
+                return
+            rows = conn.execute("SELECT id, body FROM coins").fetchall()
+            conn.executemany("UPDATE coins SET serial = ? WHERE id = ?",
+                             [(coin_id_of_body(bytes(body)), cid) for cid, body in rows])
+            for column in ("envelope", "refusal", "dispute"):
+                conn.execute(f"ALTER TABLE payments ADD COLUMN {column} TEXT")
+            self.set_meta("format", FORMAT)
 
     def close(self) -> None:
         self.conn.close()
@@ -187,6 +208,11 @@ class Store:
     def event(self, at: int, kind: str, amount: int, detail: str) -> None:
         self.conn.execute("INSERT INTO events (at, kind, amount, detail) VALUES (?, ?, ?, ?)",
                           (at, kind, amount, detail))
+
+
+def coin_id_of_body(body: bytes) -> bytes:
+    """The ``coin_id`` of a coin's 224-byte binary body (``key_id || A || B || ...``)."""
+    return compute_coin_id(body[0:32], body[32:64], body[64:96])
 
 
 def _connect(path: Path) -> sqlite3.Connection:

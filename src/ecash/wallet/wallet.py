@@ -9,13 +9,14 @@ import itertools
 import json
 
 from .core import WalletBase
+from .disputes import DisputeMixin
 from .pay import PayMixin
 from .restore import RestoreMixin
 from .settle import SettleMixin
 from .withdraw import LoadMixin
 
 
-class Wallet(LoadMixin, PayMixin, SettleMixin, RestoreMixin, WalletBase):
+class Wallet(LoadMixin, PayMixin, SettleMixin, DisputeMixin, RestoreMixin, WalletBase):
     def balance(self) -> dict:
         """Spendable coins per denomination, pending coins apart, deadlines."""
         self.refresh_coins()
@@ -41,6 +42,11 @@ class Wallet(LoadMixin, PayMixin, SettleMixin, RestoreMixin, WalletBase):
             d["count"] += 1
             d["value"] += c.value
         spendable = sum(v["value"] * v["count"] for v in by_value.values())
+        disputes = [{"request_id": bytes(r[0]).hex(), "merchant_id": r[1], "amount": r[2],
+                     "reason": r[3], "filed": json.loads(r[4])["status"] if r[4] else None}
+                    for r in self.store.conn.execute(
+                        "SELECT request_id, merchant_id, amount, detail, dispute FROM payments"
+                        " WHERE status = 'disputed' ORDER BY rowid")]
         return {
             "currency": self.currency if T else None,
             "spendable": spendable,
@@ -49,6 +55,7 @@ class Wallet(LoadMixin, PayMixin, SettleMixin, RestoreMixin, WalletBase):
             "denominations": [by_value[v] for v in sorted(by_value)],
             "pending_coins": sorted(pending, key=lambda p: (p["until"] or 0, p["value"])),
             "spend_deadlines": [deadlines[d] for d in sorted(deadlines)],
+            "disputes": disputes,
             "account_id": self.account_id, "bank": self.bank_url,
             "keyset_fingerprint": self.store.meta_text("keyset_fingerprint"),
             "master_key_fingerprint": self.master_fingerprint,
@@ -67,17 +74,20 @@ class Wallet(LoadMixin, PayMixin, SettleMixin, RestoreMixin, WalletBase):
     def payments(self, limit: int = 50) -> list[dict]:
         rows = self.store.conn.execute(
             "SELECT request_id, kind, merchant_id, amount, currency, n_coins, status,"
-            " receipt, detail, created_at, updated_at FROM payments"
+            " receipt, detail, created_at, updated_at, refusal, dispute FROM payments"
             " ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
         return [{"request_id": bytes(r[0]).hex(), "kind": r[1], "merchant_id": r[2],
                  "amount": r[3], "currency": r[4], "coins": r[5], "status": r[6],
                  "receipt": json.loads(r[7]) if r[7] else None, "detail": r[8],
-                 "created_at": r[9], "updated_at": r[10]} for r in rows]
+                 "created_at": r[9], "updated_at": r[10],
+                 "refusal": json.loads(r[11]) if r[11] else None,
+                 "dispute": json.loads(r[12]) if r[12] else None} for r in rows]
 
     def audit(self) -> dict:
         """Invariants of the file (used by tests and ``ecash wallet check``):
         every pending coin's request was recorded, no coin was answered for a
-        second request within ``T`` of the first (9.4), every coin's secrets open."""
+        second request within ``T`` of the first (9.4) unless the first was
+        refused with a valid signed refusal (5.1), every coin's secrets open."""
         problems = []
         for cid, rid in self.store.conn.execute(
                 "SELECT id, request_id FROM coins WHERE state = 'pending' AND"
@@ -90,7 +100,8 @@ class Wallet(LoadMixin, PayMixin, SettleMixin, RestoreMixin, WalletBase):
         times: dict[int, list[int]] = {}
         for cid, at in self.store.conn.execute(
                 "SELECT coin_id, at FROM answers WHERE coin_id IN (SELECT coin_id FROM answers"
-                " GROUP BY coin_id HAVING COUNT(*) > 1) ORDER BY coin_id, at"):
+                " GROUP BY coin_id HAVING COUNT(*) > 1) AND request_id NOT IN (SELECT request_id"
+                " FROM payments WHERE refusal IS NOT NULL) ORDER BY coin_id, at"):
             times.setdefault(cid, []).append(at)
         for cid, ats in times.items():  # 9.4: answered again only after T
             if any(b - a < T for a, b in itertools.pairwise(ats)):

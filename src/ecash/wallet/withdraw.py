@@ -13,17 +13,17 @@ to be stored until the coins exist.
 from __future__ import annotations
 
 import json
-import secrets as pysecrets
 
 from ..bank.client import BankClient, BankHTTPError
 from ..bank.client import BankUnreachable as ClientUnreachable
 from ..crypto import group
 from ..crypto import registration as reg
 from ..crypto.errors import EcashError
-from ..crypto.payment import PaymentRequest, make_spend
+from ..crypto.payment import make_spend
 from ..crypto.withdrawal import Commitment, WithdrawalState, user_blind, user_finish
 from ..wire import binary
 from ..wire import json as wj
+from ..wire.redemption import redemption_request
 from . import faults
 from .core import CLOCK_MARGIN_S, REDEMPTION_PAYEE, Progress, WalletBase, bank_errors
 from .errors import BankRefused, BankUnreachable, LimitExceeded, WalletError
@@ -297,7 +297,7 @@ class LoadMixin(WalletBase):
                                   " kept for an audit", "bad_bank_answer") from None
             body = binary.coin_to_bytes(coin)
             value = self.key(coin.key_id).value
-            rows.append((coin.A, coin.key_id, value, body,
+            rows.append((coin.coin_id, coin.key_id, value, body,
                          self.seal_coin_secrets(body, value, cs), "unspent", None, None,
                          "load" if op["kind"] == "load" else "exchange", session_id, now))
         with self.store.tx() as conn:
@@ -334,8 +334,7 @@ class LoadMixin(WalletBase):
         if amount != sum(new_values):
             raise ValueError("an exchange keeps the value")
         now = self.now()
-        request = PaymentRequest(REDEMPTION_PAYEE, amount, self.currency, self.now_ms(),
-                                 pysecrets.token_bytes(16))
+        request = redemption_request(self.account_id, amount, self.currency, self.now_ms())
         rid = request.request_id
         until = now + self.deposit_window + CLOCK_MARGIN_S
         bodies = self.coin_bodies(coin_ids)

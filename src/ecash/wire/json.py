@@ -26,7 +26,7 @@ from ..crypto.keys import (
     canonical_json,
 )
 from ..crypto.payment import PaymentRequest, Receipt, SignedRequest, Spend
-from ..crypto.refusal import Refusal
+from ..crypto.refusal import Refusal, check_code
 from .errors import WireError
 
 _HEX = frozenset("0123456789abcdef")
@@ -356,11 +356,11 @@ def refusal_to_json(r: Refusal) -> dict:
 
 
 def refusal_from_json(v: Any) -> Refusal:
-    """A refusal's shape (section 8); whether it refuses a given payment is
-    :meth:`Refusal.verify`'s business (its code is checked there too, so that a
-    badly coded refusal is reported as an invalid refusal, not as bad JSON)."""
+    """A refusal's shape (section 8), its code included (``[a-z0-9_]{1,64}``,
+    5.1); whether it refuses a given payment is :meth:`Refusal.verify`'s business."""
     o = _object(v, REFUSAL_KEYS, "refusal")
+    code = string(o["code"], "refusal.code")
+    _wrap("refusal.code", lambda: check_code(code))
     return Refusal(hex_bytes(o["request_id"], 32, "refusal.request_id"),
                    hex_bytes(o["payment_digest"], 32, "refusal.payment_digest"),
-                   string(o["code"], "refusal.code"),
-                   hex_bytes(o["signature"], 64, "refusal.signature"))
+                   code, hex_bytes(o["signature"], 64, "refusal.signature"))
