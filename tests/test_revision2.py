@@ -116,7 +116,7 @@ def test_invalid_list_is_what_the_readme_says():
 
 def test_refusal_code_charset_enforced_when_signing():
     key = SigningKey.generate()
-    for bad in ("", "Coin-Seen", "x" * 65, "é"):
+    for bad in ("", "Coin-Seen", "x" * 65, "é", "\ud800"):
         with pytest.raises(InvalidRefusal):
             make_refusal(key, bytes(32), [b"x"], bad)
 

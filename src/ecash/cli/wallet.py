@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..files import write_private
+from ..wire.payee import shown
 from .common import console, err_console
 
 app = typer.Typer(help="The holder's wallet: load, pay offline, restore from the seed phrase.",
@@ -38,6 +40,12 @@ PHRASE_ENV = "ECASH_WALLET_PHRASE"
 EXIT_FAILED, EXIT_PENDING = 1, 3
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"}
 
+
+def payee(merchant_id: str) -> str:
+    """A payee name as the console shows it: controls made visible (a name the
+    bank never checked cannot reorder the line) and Rich markup escaped (PRECIS
+    allows ``[`` and ``]``, which Rich would read as styles)."""
+    return escape(shown(merchant_id))
 
 def _default_path() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -294,11 +302,11 @@ def pay(wallet: WalletPath,
         info = w.check_request(envelope)
         cur = info["currency"]
         if not yes and not as_json and sys.stdin.isatty() and request not in (None, "-"):
-            typer.confirm(f"Pay {money(info['amount'], cur)} to {info['merchant_id']!r}?",
-                          abort=True)
+            name = shown(info["merchant_id"])
+            typer.confirm(f"Pay {money(info['amount'], cur)} to {name!r}?", abort=True)
         elif not as_json:
             err_console.print(f"Paying {money(info['amount'], cur)} to"
-                              f" [bold]{info['merchant_id']}[/] (certified by the bank).",
+                              f" [bold]{payee(info['merchant_id'])}[/] (certified by the bank).",
                               highlight=False)
         try:
             payment = w.pay(envelope, send=not offline)
@@ -329,13 +337,14 @@ def pay(wallet: WalletPath,
                           " signed refusal; its coins were released.", highlight=False)
         raise typer.Exit(EXIT_FAILED)
     elif payment.status == "confirmed":
-        console.print(f"Paid {money(payment.amount, cur)} to {payment.merchant_id}"
+        console.print(f"Paid {money(payment.amount, cur)} to {payee(payment.merchant_id)}"
                       f" with {len(payment.spends)} coins; receipt verified{again}.",
                       highlight=False)
     else:
         if out is None:
             typer.echo(payment.text)
-        err_console.print(f"Payment of {money(payment.amount, cur)} to {payment.merchant_id}"
+        err_console.print(f"Payment of {money(payment.amount, cur)} to"
+                          f" {payee(payment.merchant_id)}"
                           f" ({len(payment.spends)} coins){again}: hand it to the merchant;"
                           " its coins are pending until the bank settles them.",
                           highlight=False)
@@ -425,7 +434,7 @@ def history(wallet: WalletPath, limit: Annotated[int, typer.Option(min=1)] = 50,
     for col in ("when", "to", "amount", "coins", "status"):
         p.add_column(col)
     for x in payments:
-        p.add_row(when(x["created_at"]), x["merchant_id"], money(x["amount"], cur),
+        p.add_row(when(x["created_at"]), payee(x["merchant_id"]), money(x["amount"], cur),
                   str(x["coins"]), x["status"])
     if as_json:
         typer.echo(json.dumps({"events": events, "payments": payments}, indent=2))
@@ -454,7 +463,7 @@ def disputes(wallet: WalletPath, as_json: Json = False,
         state = (f"filed: {filed.get('status')} ({filed.get('reason')})" if filed else
                  "filed at the next sync" if d["evidence"]["refusal"] else
                  "no signed refusal: take the evidence (--json) to the merchant")
-        console.print(f"{when(d['created_at'])}  {d['merchant_id']}"
+        console.print(f"{when(d['created_at'])}  {payee(d['merchant_id'])}"
                       f"  {money(d['amount'], d['currency'])}\n  {d['explanation']}\n"
                       f"  request {d['request_id']}\n  {state}", highlight=False)
 

@@ -35,7 +35,7 @@ def payment_digest(request_id: bytes, items: Iterable[bytes]) -> bytes:
 
 def check_code(code: str) -> bytes:
     """The code's ASCII bytes; raise :class:`InvalidRefusal` unless ``[a-z0-9_]{1,64}``."""
-    raw = code.encode("utf-8") if isinstance(code, str) else b""
+    raw = code.encode("ascii") if isinstance(code, str) and code.isascii() else b""
     if not CODE_PATTERN.fullmatch(raw):
         raise InvalidRefusal("refusal code must be 1 to 64 of [a-z0-9_]", "refusal_code")
     return raw

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ..wire.payee import shown
 from .money import exponent, fmt
 
 PENDING_WORDS = "Checking with the bank…"
@@ -142,7 +143,8 @@ def _head(title: str) -> str:
 
 
 def _header(merchant_id: str, fingerprint: str) -> str:
-    return (f'<header><strong>{escape(merchant_id)}</strong><span>keyset <span id="fingerprint"'
+    return (f"<header><strong>{escape(shown(merchant_id))}</strong>"
+            '<span>keyset <span id="fingerprint"'
             f' class="fp">{escape(fingerprint)}</span></span><nav><a href="./">Sale</a> · '
             f'<a href="report">Settlement</a></nav></header>')
 
@@ -152,7 +154,7 @@ def pos_page(merchant_id: str, currency: str, fingerprint: str) -> str:
                    [("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5"), ("6", "6"),
                     ("7", "7"), ("8", "8"), ("9", "9"), ("00", "00"), ("0", "0"),
                     ("back", "⌫")])
-    return (_head(f"{merchant_id} · point of sale")
+    return (_head(f"{shown(merchant_id)} · point of sale")
             + f'<body data-currency="{escape(currency)}" data-exponent="{exponent(currency)}">'
             + _header(merchant_id, fingerprint)
             + '<main><section class="card" id="keypad"><div id="display"></div>'
@@ -190,7 +192,7 @@ def report_page(rep: dict) -> str:
                  f' within {d["warn_before_s"] // 3600 or 1} h.</p>')
     codes = ", ".join(f"{escape(k)}: {v}" for k, v in sorted(rep["refused_codes"].items()))
     pay = rep["payments"]
-    return (_head(f"{rep['merchant_id']} · settlement") + "<body>"
+    return (_head(f"{shown(rep['merchant_id'])} · settlement") + "<body>"
             + _header(rep["merchant_id"], rep["keyset_fingerprint"])
             + '<main style="max-width:44rem"><section class="card"><h2>Settlement</h2>' + warn
             + f"<table><tr><th></th><th>coins</th><th>value</th></tr>{body}</table>"
