@@ -12,6 +12,7 @@ import pytest
 
 from ecash.crypto import group
 from ecash.crypto.payment import PaymentRequest, Spend
+from ecash.merchant.errors import MerchantError
 from ecash.wire import json as wj
 from ecash.wire.binary import payment_items
 
@@ -286,3 +287,14 @@ def test_online_payment_with_a_double_spent_coin_is_refused(bank, holder, tmp_pa
     # the bank took the coins online: the terminal keeps their record
     assert rep["unsold"]["count"] == 2 and rep["unsold"]["value"] == amount
     t.close()
+
+
+def test_a_request_lives_at_most_the_ten_minutes_wallets_accept(terminal):
+    """ECASH-1 5: wallets refuse a request stamped more than ten minutes ago,
+    so the terminal never shows one that would outlive that."""
+    assert terminal.config.request_ttl_s <= 600
+    env = terminal.create_request(5, ttl_s=600)
+    assert env.request.amount == 5
+    with pytest.raises(MerchantError) as info:
+        terminal.create_request(5, ttl_s=601)
+    assert info.value.code == "bad_ttl"

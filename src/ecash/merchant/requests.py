@@ -18,15 +18,22 @@ def pay_url(base: str, request_id: bytes) -> str:
     return f"{base.rstrip('/')}/pay/{request_id.hex()}"
 
 
+# ECASH-1 5: a wallet refuses a request whose timestamp is more than ten minutes
+# from its clock, so a request that lived longer could not be paid anyway.
+MAX_TTL_S = 600
+
+
 def create_request(t: Terminal, amount: int, *, pos_base: str | None = None,
                    ttl_s: int | None = None) -> SignedRequest:
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_JSON_INT:
         raise MerchantError("bad_amount", "the amount is a positive whole number of minor units")
     keys = t.keys
     ttl = ttl_s if ttl_s is not None else t.config.request_ttl_s
-    if not 0 < ttl <= keys.window_s // 2:
-        raise MerchantError("bad_ttl", f"a request lives 1 s to {keys.window_s // 2} s"
-                            " (half the deposit window)")
+    longest = min(MAX_TTL_S, keys.window_s // 2)
+    if not 0 < ttl <= longest:
+        raise MerchantError("bad_ttl", f"a request lives 1 s to {longest} s (wallets refuse a"
+                            " request stamped more than ten minutes ago; at most half the"
+                            " deposit window)")
     sk, cert = t.current_key()
     now = t.now()
     if cert.valid_until <= now:

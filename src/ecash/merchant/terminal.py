@@ -33,7 +33,7 @@ def default_bank_factory(url: str, credential: str, timeout: float) -> BankClien
 
 @dataclass(frozen=True)
 class TerminalConfig:
-    request_ttl_s: int = 900  # an unpaid request expires (404) after this
+    request_ttl_s: int = 600  # an unpaid request expires after this (see requests.MAX_TTL_S)
     deposit_batch: int = 500  # transcripts per deposit call (the bank allows 1000)
     online_timeout_s: float = 10.0  # waiting for the bank while a customer waits
     pending_retry_s: int = 5  # a pending payment: when to send the identical payment again
