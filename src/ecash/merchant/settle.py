@@ -21,7 +21,6 @@ from .terminal import Terminal
 
 log = logging.getLogger("ecash.merchant")
 
-REFUSED = ("invalid", "late", "expired", "serial_collision")
 # a deposit the bank may have done though its answer says otherwise: try again
 UNKNOWN_STATUSES = (408, 409, 425, 429)
 
