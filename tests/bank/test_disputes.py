@@ -188,6 +188,23 @@ def test_a_holder_frozen_by_another_case_stays_frozen(env):
     assert_audit_ok(env)
 
 
+def test_an_operators_freeze_is_not_lifted_by_a_dispute(env):
+    alice = env.holder("Alice", funds=1000)
+    evil, honest = terminal(env, "evil"), terminal(env, "honest")
+    coins, envelope, spends, refusal = refused_then_deposited(env, alice, evil, [16])
+    [verdict] = spend_again(env, alice, honest, coins)
+    assert verdict["status"] == "double_spent"
+    env.operator.set_status(alice.account_id, "frozen")  # the operator's own decision
+    answer = alice.client.dispute(alice.account_id, envelope, spends, refusal)
+    assert answer["status"] == "upheld"
+    assert env.operator.dispute_info(answer["dispute"])["voided_fraud_cases"] == [
+        verdict["fraud_case"]]
+    assert env.operator.operator_account(alice.account_id)["status"] == "frozen"
+    env.operator.set_status(alice.account_id, "active")
+    assert env.operator.operator_account(alice.account_id)["status"] == "active"
+    assert_audit_ok(env)
+
+
 def test_disputes_that_do_not_hold_are_rejected_with_a_reason(env):
     alice = env.holder("Alice", funds=1000)
     evil, honest = terminal(env, "evil"), terminal(env, "honest")

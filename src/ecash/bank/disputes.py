@@ -15,7 +15,8 @@ spends, the dispute is upheld:
   of that value is taken back at once (as from a named holder, 9.5);
 - every double-spend case naming the disputing holder on one of those
   transcripts is voided: what it took from the holder's balance is returned,
-  and the account is unfrozen if no other case holds it;
+  and the account is unfrozen if no other case holds it and the operator
+  did not freeze it;
 - the transcripts are remembered (``disputed_spends``), so that a later
   deposit of the same coin that conflicts with one of them names nobody
   (:func:`holder_cleared`, called from the deposit's double-spend path).
@@ -291,9 +292,9 @@ class DisputeMixin:
             fraud_cases.c.account == holder, fraud_cases.c.id.not_in(
                 select(voided_fraud_cases.c.fraud_case)))).scalar_one()
         if not holding:
-            conn.execute(update(accounts).where(accounts.c.id == holder,
-                                                accounts.c.status == "frozen").values(
-                status="active"))
+            conn.execute(update(accounts).where(
+                accounts.c.id == holder, accounts.c.status == "frozen",
+                accounts.c.frozen_by_operator.is_(False)).values(status="active"))
 
     # --- operator views -------------------------------------------------------
     def dispute_list(self) -> list[dict]:  # type: ignore[misc]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -39,6 +40,9 @@ accounts = Table(
     Column("holder", String(200), nullable=False),
     Column("kind", String(16), nullable=False),  # holder | bank
     Column("status", String(16), nullable=False),  # active | frozen | closed
+    # frozen by the operator (not only by a double-spend case): an upheld
+    # dispute, which voids cases, never lifts it
+    Column("frozen_by_operator", Boolean, nullable=False, server_default=false()),
     Column("balance", BigInteger, nullable=False),
     Column("identity", LargeBinary(32), unique=True),
     Column("merchant_id", String(64), unique=True),

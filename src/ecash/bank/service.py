@@ -363,7 +363,8 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
             row = self.account_pk(conn, account_id, lock=True)
             if row.status == "closed":
                 raise BankError("account_closed", "account is closed")
-            conn.execute(update(accounts).where(accounts.c.id == row.id).values(status=status))
+            conn.execute(update(accounts).where(accounts.c.id == row.id).values(
+                status=status, frozen_by_operator=status == "frozen"))
 
     def register_identity(self, account_pk: int, account_id: str,
                           proof: reg.RegistrationProof) -> None:

@@ -1,6 +1,8 @@
 """Holders' disputes (signed refusals, ECASH-1 5.1) and the cases they open
 against merchants.
 
+An account frozen by the operator says so (``frozen_by_operator``), so that
+an upheld dispute, which voids the cases that froze it, never lifts it.
 Redemptions bound to an account need no schema change: the binding is in the
 request's nonce (``ecash.wire.redemption``).
 
@@ -25,6 +27,11 @@ def _id() -> sa.Column:
 
 
 def upgrade() -> None:
+    # an operator's freeze, which an upheld dispute must not lift
+    # (a plain ADD COLUMN with a default: on SQLite a batch copy of the table
+    # would break the foreign keys that point at it)
+    op.add_column("accounts", sa.Column("frozen_by_operator", sa.Boolean, nullable=False,
+                                        server_default=sa.false()))
     op.create_table(
         "disputes", _id(),
         sa.Column("account", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
@@ -72,3 +79,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in TABLES:
         op.drop_table(name)
+    op.drop_column("accounts", "frozen_by_operator")
