@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -320,3 +324,24 @@ def pay_request(holder: Holder, coins: list[tuple[Coin, CoinSecrets]],
                 request: PaymentRequest) -> list[Spend]:
     """The holder's answer to a given request (the one a terminal shows)."""
     return [make_spend(c, s, holder.u1, request) for c, s in coins]
+
+
+@contextmanager
+def served_process(code: str, health_url: str) -> Iterator[list[str]]:
+    """Run ``python -c code`` (a server) until the block ends, once
+    ``health_url`` answers; yields its log lines (stderr), complete once the
+    block has ended (the process is stopped with SIGTERM)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(health_url, timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.1)
+        yield lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        lines.extend(proc.communicate(timeout=30)[1].splitlines())

@@ -246,7 +246,7 @@ class Story:
         self.check_balances()
         self.say("9. The bank names the cheater",
                  f"fraud case {case['case']}: account {case['account_id']} (Bob), coin"
-                 f" {case['serial'][:16]}... value {case['value']}, {case['from_balance']}"
+                 f" {case['coin_id'][:16]}... value {case['value']}, {case['from_balance']}"
                  f" taken from Bob's balance\n`ecash verify double-spend` confirms: I ="
                  f" {identity[:16]}...\nbookshop compensated; audit balanced"
                  f" (liability {audit['figures'].get('liability')})")

@@ -10,10 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -31,7 +29,7 @@ from ecash.bank.service import Bank
 from ecash.demo import ecash_command
 from ecash.wire.payee import BadPayeeName, check_merchant_id, shown
 
-from ..bankkit import refused, running_bank, state_snapshot, token_of
+from ..bankkit import refused, running_bank, served_process, state_snapshot, token_of
 
 # --- the server process: its log and its metrics listener ----------------------
 
@@ -47,23 +45,11 @@ def bank_process(tmp_path: Path, *extra: str) -> Iterator[tuple[str, Bank, str, 
     code = ("import sys; from pathlib import Path; from ecash.bank.server import serve;"
             f" serve({db!r}, Path({str(tmp_path / 'keys')!r}), port={port}"
             + "".join(f", {e}" for e in extra) + ")")
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
     try:
-        for _ in range(600):
-            try:
-                httpx.get(f"{url}/v1/health", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.communicate()[1]
-                import time
-
-                time.sleep(0.1)
-        yield url, bank, token, lines
+        with served_process(code, f"{url}/v1/health") as lines:
+            yield url, bank, token, lines
     finally:
-        proc.send_signal(signal.SIGTERM)
-        lines.extend(proc.communicate(timeout=30)[1].splitlines())
         bank.engine.dispose()
 
 

@@ -5,11 +5,7 @@ and a client hanging up mid-body is one brief line in the log."""
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +16,7 @@ import pytest
 from ecash.bank.server import free_port
 
 from ..bank.test_edges import closed_while_trickling
+from ..bankkit import served_process
 from .kit import new_terminal
 
 
@@ -32,21 +29,9 @@ def terminal_process(store: Path) -> Iterator[tuple[str, list[str]]]:
             " from ecash.merchant.serve import serve;"
             f" serve(Terminal.open({str(store)!r}), port={port}, deposit_every=0,"
             " header_timeout=0.5, body_timeout=0.5)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
-    try:
-        for _ in range(600):
-            try:
-                httpx.get(f"{url}/health", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.1)
+    with served_process(code, f"{url}/health") as lines:
         yield url, lines
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        lines.extend(proc.communicate(timeout=30)[1].splitlines())
 
 
 @pytest.fixture

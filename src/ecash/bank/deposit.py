@@ -15,7 +15,6 @@ expired instead of storing them beside the breakage that already counted them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from ..crypto.payment import Spend, spend_challenge
 from ..wire import binary
 from ..wire.spentset import bucket_of
 from . import metrics
-from .disputes import holder_cleared
+from .disputes import holder_cleared, transcript_digest
 from .errors import BankError, forbidden
 from .ledger import post, post_step
 from .redemption import NOT_BOUND, NOT_BOUND_DETAIL, account_id_of, unbound
@@ -318,7 +317,7 @@ class DepositMixin:
 
     def _double_spend(self, conn, it: _Item, st, depositor_pk: int,  # type: ignore[no-untyped-def]
                       redemption: bool, now: int) -> tuple[Verdict, int]:
-        digest = hashlib.sha256(it.binary + it.request).digest()
+        digest = transcript_digest(it.binary, it.request)
         gen = it.key.generation
         old = _case_of(conn, it.coin_id, digest)
         if old is not None:
@@ -331,7 +330,7 @@ class DepositMixin:
         cheater = conn.execute(select(accounts).where(
             accounts.c.identity == found.I).with_for_update()).first()
         cleared = cheater is not None and holder_cleared(  # a refused transcript (disputes.py)
-            conn, it.spend.coin.coin_id, digest, hashlib.sha256(st.spend + st.request).digest())
+            conn, it.coin_id, digest, transcript_digest(st.spend, st.request))
         if cleared:
             cheater = None
         value = it.key.public.value
@@ -440,7 +439,7 @@ class DepositMixin:
 
     def _case_summary(self, r) -> dict:  # type: ignore[no-untyped-def]
         return {"case": r.id, "account_id": r.account_id, "identity": r.identity.hex(),
-                "coin_id": r.coin_id.hex(), "serial": r.coin_id.hex(),  # rev. 2's serial
+                "coin_id": r.coin_id.hex(),
                 "value": r.value, "from_balance": r.from_balance,
                 "receivable": r.receivable, "alarm": r.alarm, "created_at": r.created_at}
 
