@@ -4,14 +4,16 @@ against the raw group cost, and single-coin latencies.
     python bench/bank.py [--json OUT.json] [--quick] [--engines sqlite,postgres]
                          [--workers 1,2] [--pg postgresql://USER:PW@127.0.0.1:5432/postgres]
 
-Each configuration gets a fresh database and a real ``ecash bank serve``
-process with N uvicorn workers on 127.0.0.1. The load client (this process
+Each configuration gets a fresh database, a real ``ecash bank signer``
+process holding its keys and a real ``ecash bank serve`` process with N
+uvicorn workers on 127.0.0.1; the bank's CPU is both processes' (and their
+children's). The load client (this process
 and its threads) shares the machine's cores with the server. PostgreSQL's
 CPU is read from /proc for every process named ``postgres``.
 
 The withdrawal's CPU per coin is set against the raw cost of its group
-operations as the bank meets it: the thread CPU time the bank counts around
-its libsodium loops (``/metrics``), taken on the same CPUs in the same
+operations as the bank meets it: the thread CPU time the signer counts
+around its libsodium loops (its ``stats``), taken on the same CPUs in the same
 seconds as the bank's own CPU. A raw figure timed in this process between
 batches is shown beside it; on a virtual machine whose speed drifts by a
 third from one second to the next it compares the bank with another machine.
@@ -34,21 +36,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.console import Console
 from rich.table import Table
 
 from ecash.bank.client import BankClient
-from ecash.bank.server import free_port
 from ecash.bank.service import Bank
+from ecash.bank.signer import SignerClient
+from ecash.bank.signer_local import session_commitments
 from ecash.bank.store import scratch_database
-from ecash.bank.withdraw import session_commitments
 from ecash.crypto import group
 from ecash.crypto import registration as reg
 from ecash.crypto.batch import default_processes, make_pool, verify_spends
 from ecash.crypto.params import g2
 from ecash.crypto.payment import PaymentRequest, make_spend
 from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+from ecash.serving.threaded import free_port
 from ecash.wire import json as wj
 
 BATCH = 64
@@ -77,10 +81,17 @@ def _all() -> dict[int, tuple[str, int, float]]:
     return out
 
 
-def cpu_seconds(root: int) -> tuple[float, float]:
-    """(CPU of ``root`` and its descendants, CPU of every postgres process)."""
+class BankProcs(NamedTuple):
+    """The bank under test: its processes (serve and signer) and a client of the signer."""
+
+    roots: tuple[int, ...]
+    signer: SignerClient
+
+
+def cpu_seconds(bank: BankProcs) -> tuple[float, float]:
+    """(CPU of the bank's processes and their descendants, CPU of every postgres process)."""
     procs = _all()
-    tree, changed = {root}, True
+    tree, changed = set(bank.roots), True
     while changed:
         changed = False
         for pid, (_, ppid, _) in procs.items():
@@ -92,15 +103,12 @@ def cpu_seconds(root: int) -> tuple[float, float]:
     return server, pg
 
 
-def group_cpu_seconds(operator: BankClient) -> float:
-    """The bank's own count of the CPU time its commitments' group operations
-    took (every worker), from ``/metrics``: the raw cost as the bank meets it,
-    on its CPU at that moment, which this machine's drifting speed cannot
-    skew against the bank's total the way a figure timed elsewhere can.
-    ``/metrics`` is the operator's: asked with the operator credential."""
-    text = operator.http.get("/metrics", timeout=10).text
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("ecash_commitment_group_cpu_seconds_total"))
+def group_cpu_seconds(bank: BankProcs) -> float:
+    """The signer's own count of the CPU time its commitments' group
+    operations took: the raw cost as the bank meets it, on its CPU at that
+    moment, which this machine's drifting speed cannot skew against the
+    bank's total the way a figure timed elsewhere can."""
+    return bank.signer.stats()["commitment_group_cpu_s"]
 
 
 # --- environment --------------------------------------------------------------
@@ -116,31 +124,57 @@ def database(engine: str, tmp: Path, pg_admin: str):
 
 @contextmanager
 def bank_server(db_url: str, keys: Path, workers: int):
+    """The signer on ``keys``, then ``ecash bank serve --signer`` beside it
+    (with several workers, a redis-server for their shared rate limits)."""
     port = free_port()
     exe = Path(sys.executable).with_name("ecash")
-    proc = subprocess.Popen([str(exe), "bank", "serve", "--db", db_url, "--keys", str(keys),
-                             "--port", str(port), "--workers", str(workers)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    probe = BankClient(url)
+    sock = keys.parent / "signer" / "signer.sock"
+    signer = subprocess.Popen([str(exe), "bank", "signer", "--keys", str(keys),
+                               "--socket", str(sock)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = SignerClient(sock)
+    proc = redis = None
+    try:
+        _wait(lambda: client.public_info(), signer, "signer")
+        shared = []
+        if workers > 1:  # the workers share their rate limits
+            redis_port = free_port()
+            redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind",
+                                      "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shared = ["--rate-limit-storage", f"redis://127.0.0.1:{redis_port}"]
+        proc = subprocess.Popen([str(exe), "bank", "serve", "--db", db_url, "--signer",
+                                 str(sock), "--port", str(port), "--workers", str(workers),
+                                 *shared], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        probe = BankClient(url)
+        _wait(lambda: probe.http.get("/v1/health"), proc, "bank server")
+        probe.close()
+        # the rate limits' store is counted as the bank's (in-process with one worker)
+        yield url, BankProcs((proc.pid, signer.pid, *([redis.pid] if redis else [])), client)
+    finally:
+        for p in (proc, signer, redis):
+            if p is None:
+                continue
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        client.close()
+
+
+def _wait(ready, proc: subprocess.Popen, what: str) -> None:
+    """Until ``ready()`` stops raising (30 s at most, while ``proc`` lives)."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            probe.http.get("/v1/health")
-            break
+            ready()
+            return
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("bank server did not start") from None
+                raise RuntimeError(f"{what} did not start") from None
             time.sleep(0.1)
-    probe.close()
-    try:
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # --- the holder's side ----------------------------------------------------------
@@ -230,13 +264,13 @@ def commitments_over_raw(rounds: int = 15) -> float:
     process: the median ratio. Near 1, it says that the group CPU the bank
     counts around its libsodium loops (the yardstick of the withdrawal
     ratios) is what those calls cost anywhere, not inflated by the bank."""
-    identity = group.base_mul(group.random_scalar())
+    I_g2 = group.add(group.base_mul(group.random_scalar()), g2)
     nonce_key = secrets.token_bytes(32)
     ratios = []
     for _ in range(rounds):
         raw = withdraw_raw_us(raw_costs(BATCH))
         t = time.process_time()
-        session_commitments(nonce_key, secrets.token_bytes(32), identity, BATCH)
+        session_commitments(nonce_key, secrets.token_bytes(32), I_g2, BATCH)
         ratios.append((time.process_time() - t) / BATCH * 1e6 / raw)
     return statistics.median(ratios)
 
@@ -254,7 +288,7 @@ def crypto_rate(spends_and_keys: list, pool) -> float:
     return len(spends_and_keys) / dt
 
 
-def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, workers: int,
+def withdraw_under_load(url: str, operator: BankClient, pid: BankProcs, engine: str, workers: int,
                         n_batches: int, rounds: int = 12) -> dict[str, float]:
     """The bank's withdrawal throughput and CPU per coin with the bank kept busy.
 
@@ -289,7 +323,7 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
         list(ex.map(sessions, holders, [1] * streams))  # warm up
         raws = [withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS))]
         wall = 0.0
-        group0 = group_cpu_seconds(operator)
+        group0 = group_cpu_seconds(pid)
         cpu0 = cpu_seconds(pid)
         for _ in range(rounds):
             t = time.perf_counter()
@@ -297,7 +331,7 @@ def withdraw_under_load(url: str, operator: BankClient, pid: int, engine: str, w
             wall += time.perf_counter() - t
             raws.append(withdraw_raw_us(raw_costs(RAW_SAMPLE_OPS)))
         cpu1 = cpu_seconds(pid)
-        group1 = group_cpu_seconds(operator)
+        group1 = group_cpu_seconds(pid)
     for h in holders:
         h.client.close()
     coins = rounds * per_round * streams * BATCH
@@ -368,7 +402,7 @@ def spent_bytes_per_deposit(db_url: str) -> tuple[float, dict[str, int]]:
     return float(total) / parts["rows"], parts
 
 
-def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
+def _measure(url: str, pid: BankProcs, op_token: str, engine: str, workers: int,
              n_batches: int, pool) -> dict:
     operator = BankClient(url, op_token)
     holder = Holder(url, operator)
@@ -387,7 +421,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
     raws = [withdraw_raw_us(raw_costs(RAW_OPS))]
     idle_raws: list[float] = []
     sampling = 0.0
-    group0 = group_cpu_seconds(operator)
+    group0 = group_cpu_seconds(pid)
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -406,7 +440,7 @@ def _measure(url: str, pid: int, op_token: str, engine: str, workers: int,
         sampling += time.perf_counter() - a
     wall = time.perf_counter() - t0 - sampling
     cpu1 = cpu_seconds(pid)
-    group1 = group_cpu_seconds(operator)
+    group1 = group_cpu_seconds(pid)
     raws.append(withdraw_raw_us(raw_costs(RAW_OPS)))
     raw = statistics.median(raws)
     n_w = n_batches * BATCH

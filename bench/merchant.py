@@ -43,14 +43,15 @@ from rich.table import Table
 
 from ecash.bank.api import create_app
 from ecash.bank.client import BankClient
+from ecash.bank.keyring import KeyRing
 from ecash.bank.ratelimit import RateLimiter
-from ecash.bank.server import ThreadedServer, free_port
 from ecash.bank.service import Bank
 from ecash.crypto import group
 from ecash.crypto.params import g1, g2
 from ecash.crypto.payment import PaymentRequest, make_spend, verify_spend
 from ecash.crypto.withdrawal import bank_commit, bank_respond, holder_z, user_blind, user_finish
 from ecash.merchant import init_terminal
+from ecash.serving.threaded import ThreadedServer, free_port
 from ecash.wire import json as wj
 
 TARGET_P99_MS_10 = 15.0
@@ -59,10 +60,12 @@ console = Console(width=160)
 
 
 class Mint:
-    """Coins of the bank's live keys, made in-process (no HTTP, no account)."""
+    """Coins of the bank's live keys, made in-process (no HTTP, no account),
+    with the secrets read from the bank's key directory as its signer would."""
 
-    def __init__(self, bank: Bank) -> None:
+    def __init__(self, bank: Bank, keys_dir: Path) -> None:
         self.bank = bank
+        self.ring = KeyRing.load(keys_dir)
         now = bank.now()
         self.live = {k.value: k for k in bank.keyset().keys
                      if k.withdraw_start <= now < k.withdraw_end}
@@ -72,7 +75,7 @@ class Mint:
 
     def coin(self, value: int):
         key = self.live[value]
-        x = self.bank.key(key.key_id).x
+        x = self.ring.by_id[key.key_id].x
         w = group.random_scalar()
         state = user_blind(key, self.I, holder_z(self.I_g2, x), [bank_commit(self.I_g2, w)])
         return user_finish(state, bank_respond(x, w, state.branches[0].c), 0)
@@ -152,14 +155,14 @@ def terminal_process(store: str, tmp: Path, verify_workers: int):
 def run(iterations: int, warmup: int, pg: str | None, verify_workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="ecash-bench-merchant-"))
     bank, op_token = Bank.init(f"sqlite:///{tmp / 'bank.db'}", tmp / "keys")
-    mint = Mint(bank)
+    mint = Mint(bank, tmp / "keys")
     with ThreadedServer(create_app(bank, rate_limit=RateLimiter(1e6, 1e6))) as bank_url, \
             store_location(tmp, pg) as (store, store_kind):
         with BankClient(bank_url, op_token) as op:
             account_id, _ = op.open_account("bench shop")
             credential = op.register_merchant(account_id, "bench-shop")
         t = init_terminal(store, bank_url, credential,
-                          master_public_key=bank.keyring.master.public_key)
+                          master_public_key=bank.master_public_key)
         console.print(f"minting {(warmup + iterations) * 11} coins…")
         plan = []  # (n, request_id, body) alternating 1 and 10 coins
         for _ in range(warmup + iterations):

@@ -44,8 +44,8 @@ from rich.table import Table  # noqa: E402
 
 from bench import bank as bank_bench  # noqa: E402
 from bench import merchant as merchant_bench  # noqa: E402
-from ecash.bank.server import free_port  # noqa: E402
 from ecash.crypto.batch import make_pool  # noqa: E402
+from ecash.serving.threaded import free_port  # noqa: E402
 
 BANK_KEYS = ("deposit_coins_per_s", "crypto_verify_coins_per_s", "deposit_to_crypto_ratio",
              "withdraw_coins_per_s", "withdraw_bank_cpu_us_per_coin",

@@ -40,13 +40,14 @@ from rich.table import Table
 from ecash.bank.api import create_app
 from ecash.bank.client import BankClient
 from ecash.bank.config import BankConfig
+from ecash.bank.keyring import KeyRing
 from ecash.bank.ratelimit import RateLimiter
-from ecash.bank.server import ThreadedServer
 from ecash.bank.service import Bank
 from ecash.crypto import group
 from ecash.crypto.payment import PaymentRequest, sign_request
 from ecash.crypto.sign import SigningKey
 from ecash.crypto.withdrawal import bank_commit, bank_respond, holder_z, user_finish
+from ecash.serving.threaded import ThreadedServer
 from ecash.wallet import TEST_KDF, Wallet
 
 PRIMS = ("base_mul", "mul", "add", "sub", "decode_element")
@@ -98,20 +99,21 @@ def counting(counter: Counter):
             setattr(group, name, fn)
 
 
-def local_offer(w: Wallet, bank: Bank, values: list[int]) -> tuple[bytes, dict, list]:
-    """What the bank's ``start_withdrawal`` would send, made locally with its keys."""
+def local_offer(w: Wallet, ring: KeyRing, values: list[int]) -> tuple[bytes, dict, list]:
+    """What the bank's ``start_withdrawal`` would send, made locally with its
+    keys (read from its key directory, as its signer does)."""
     live = w.withdrawable()
     coins, ws, z = [], [], {}
     for v in values:
         key = live[v]
-        info = bank.key(key.key_id)
+        x = ring.by_id[key.key_id].x
         pair = (group.random_scalar(), group.random_scalar())
-        cms = [bank_commit(w.I_g2, x) for x in pair]
+        cms = [bank_commit(w.I_g2, w_) for w_ in pair]
         coins.append({"key_id": key.key_id.hex(),
                       "commitments": [cms[0].a.hex(), cms[0].b.hex(), cms[1].a.hex(),
                                       cms[1].b.hex()]})
-        ws.append((pair, info.x))
-        z[key.key_id.hex()] = holder_z(w.I_g2, info.x).hex()
+        ws.append((pair, x))
+        z[key.key_id.hex()] = holder_z(w.I_g2, x).hex()
     return secrets.token_bytes(16), {"session_id": "", "coins": coins, "z": z}, ws
 
 
@@ -148,10 +150,11 @@ def main() -> int:
         # --- per-coin load cost, wallet side, against raw group cost -----------------
         prims = prim_costs()
         side, _ = Wallet.create(tmp / "side.db", PASS, kdf=TEST_KDF)
+        ring = KeyRing.load(tmp / "keys")
         side.accept_keyset(op.keyset())
         n = 200
         values = [1, 2, 4, 8] * (n // 4)
-        sid, offer, ws = local_offer(side, bank, values)
+        sid, offer, ws = local_offer(side, ring, values)
         side.store.conn.execute("SELECT 1")
         t = time.perf_counter()
         states = side._blind(sid, offer)
@@ -165,7 +168,7 @@ def main() -> int:
         t_store = time.perf_counter() - t
         per_coin_ms = (t_blind + t_store) / n * 1000
         ops: Counter = Counter()
-        sid1, offer1, ws1 = local_offer(side, bank, [1])
+        sid1, offer1, ws1 = local_offer(side, ring, [1])
         with counting(ops):
             st = side._blind(sid1, offer1)[0]
             pair, x = ws1[0]
@@ -189,12 +192,10 @@ def main() -> int:
         out["wallet_coins"] = len(w.spendable())
 
         # --- payment construction --------------------------------------------------------
-        master = bank.keyring.master
         mkey = SigningKey.generate()
         merchant_account, _ = op.open_account("bench shop")
         mcred = op.register_merchant(merchant_account, "bench-shop")
         cert = BankClient(url, mcred).certify(mkey.public_key)
-        _ = master
 
         def envelope(amount: int):
             req = PaymentRequest("bench-shop", amount, "CNY", int(time.time() * 1000),

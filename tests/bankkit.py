@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,6 @@ from ecash.bank.api import create_app
 from ecash.bank.client import BankClient, BankHTTPError
 from ecash.bank.config import BankConfig
 from ecash.bank.ratelimit import RateLimiter
-from ecash.bank.server import ThreadedServer
 from ecash.bank.service import Bank
 from ecash.bank.store import scratch_database
 from ecash.crypto import group
@@ -33,7 +34,10 @@ from ecash.crypto.coin import Coin, CoinSecrets
 from ecash.crypto.keys import Keyset
 from ecash.crypto.payment import PaymentRequest, Spend, make_spend
 from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+from ecash.serving.threaded import ThreadedServer
 from ecash.wire.redemption import REDEMPTION_PAYEE, redemption_request
+
+from .openapi_contract import Recorder, violations
 
 PG_URL = os.environ.get("ECASH_TEST_PG", "postgresql://ecash:ecash@127.0.0.1:5432/postgres")
 
@@ -183,6 +187,19 @@ def remember_values(ks: Keyset) -> None:
         VALUE_OF[k.key_id] = k.value
 
 
+_OPENAPI: dict[str, tuple[dict, dict]] = {}
+
+
+def openapi_of(app, config: BankConfig) -> tuple[dict, dict]:
+    """The app's document and a cache for its validators, built once per
+    configuration (the document depends on nothing else, and building it costs
+    FastAPI about as much as a short test)."""
+    key = repr(config)
+    if key not in _OPENAPI:
+        _OPENAPI[key] = (app.openapi(), {})
+    return _OPENAPI[key]
+
+
 @contextmanager
 def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
                  rate_limit: RateLimiter | None = None) -> Iterator[BankEnv]:
@@ -190,7 +207,8 @@ def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
         clock = Clock()
         bank, op_token = Bank.init(db_url, tmp / "keys", config, clock=clock)
         app = create_app(bank, rate_limit=rate_limit or RateLimiter(1e6, 1e6))
-        with ThreadedServer(app) as url:
+        recorder = Recorder(app)  # every response, checked against /openapi.json below
+        with ThreadedServer(recorder) as url:
             env = BankEnv(bank, url, BankClient(url, op_token), clock, db_url, tmp / "keys")
             remember_values(env.operator.keyset())
             try:
@@ -199,6 +217,10 @@ def running_bank(engine_name: str, tmp: Path, config: BankConfig | None = None,
                 for c in [env.operator, *env.clients]:
                     c.close()
         bank.engine.dispose()
+        doc, validators = openapi_of(app, bank.config)
+        drift = violations(doc, recorder.records, cache=validators)
+        assert not drift, "responses the OpenAPI document does not describe:\n" + "\n".join(
+            drift[:20])
 
 
 # --- helpers of the bank suite (tests/bank) ----------------------------------
@@ -316,6 +338,105 @@ def refused(status: int, code: str | None = None) -> Iterator[pytest.ExceptionIn
 
 def balance_of(env: BankEnv, account_id: str) -> int:
     return env.operator.operator_account(account_id)["balance"]
+
+
+
+# --- a signer process (tests/bank/test_signer.py) ------------------------------
+
+SIGNER_CODE = "import sys; from ecash.cli.main import app; app(sys.argv[1:])"
+
+
+class SignerProcess:
+    """``ecash bank signer`` on a key directory, as a process of its own: what
+    the HTTP workers talk to in production. :meth:`restart` stops it (SIGTERM)
+    and starts it again on the same socket."""
+
+    def __init__(self, keys_dir: Path, socket_path: Path, *extra: str) -> None:
+        self.keys_dir, self.socket_path, self.extra = keys_dir, socket_path, extra
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        from ecash.bank.signer import SignerClient, SignerUnavailable
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SIGNER_CODE, "bank", "signer", "--keys", str(self.keys_dir),
+             "--socket", str(self.socket_path), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        probe = SignerClient(self.socket_path, timeout=5)
+        try:
+            for _ in range(300):
+                try:
+                    probe.public_info()
+                    return
+                except SignerUnavailable:
+                    assert self.proc.poll() is None, self.proc.communicate()[1]
+                    time.sleep(0.05)
+            self.stop()
+            raise AssertionError("the signer did not start")
+        finally:
+            probe.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.communicate(timeout=30)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def signer_process(keys_dir: Path, socket_path: Path, *extra: str) -> Iterator[SignerProcess]:
+    """A running :class:`SignerProcess`, stopped when the block ends."""
+    signer = SignerProcess(keys_dir, socket_path, *extra)
+    signer.start()
+    try:
+        yield signer
+    finally:
+        signer.stop()
+
+
+@contextmanager
+def signer_socket() -> Iterator[Path]:
+    """A path for a signer's socket, short enough for ``sun_path`` (108 bytes;
+    pytest's directories can be longer), in a directory the signer makes."""
+    base = Path(tempfile.mkdtemp(prefix="ecash-signer-"))
+    try:
+        yield base / "run" / "signer.sock"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def holder_at(env: BankEnv, url: str, name: str = "Alice", funds: int = 10_000) -> Holder:
+    """A registered holder (opened through the env's bank) whose client talks
+    to the bank at ``url``."""
+    h = env.holder(name, funds)
+    client = BankClient(url, token_of(h.client))
+    env.clients.append(client)  # closed with the env
+    return Holder(h.account_id, client, h.u1, env.clock)
+
+
+@contextmanager
+def signer_backed_server(env: BankEnv, socket_path: Path) -> Iterator[str]:
+    """A bank instance on the env's database that holds no key: it asks the
+    signer at ``socket_path`` (a :class:`SignerClient`), served on its own port."""
+    from ecash.bank.signer import SignerClient
+
+    client = SignerClient(socket_path, timeout=5)
+    bank = Bank.open(env.db_url, client, clock=env.clock)
+    try:
+        with ThreadedServer(create_app(bank, rate_limit=RateLimiter(1e6, 1e6))) as url:
+            yield url
+    finally:
+        client.close()
+        bank.engine.dispose()
 
 
 # --- helpers of the merchant suite (tests/merchant) --------------------------

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from ecash.bank.server import free_port
 from ecash.demo import ecash_command
 from ecash.files import private_sqlite, write_private
+from ecash.serving.threaded import free_port
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -81,10 +81,18 @@ def test_every_file_of_bank_terminal_and_wallet_is_owner_only(tmp_path):
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*ecash_command(), "bank", "serve", *db, "--port", str(port)],
+    sock = tmp_path / "run" / "signer.sock"  # the socket is group-shared: not under data
+    signer = subprocess.Popen([*ecash_command(), "bank", "signer", "--keys", str(keys),
+                               "--socket", str(sock)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o022)
+    server = subprocess.Popen([*ecash_command(), "bank", "serve", *db[:2], "--signer", str(sock),
+                               "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o022)
     try:
         wait_until_serving(url, server)
+        while not sock.exists():  # the signer listens once its socket is there
+            assert signer.poll() is None, "the signer exited"
+            time.sleep(0.05)
         ecash("merchant", "init", "--bank", url, "--store", str(store), "--master-key", master,
               env={"ECASH_MERCHANT_CREDENTIAL": merchant["credential"]})
         request = ecash("merchant", "request", "300", "--store", str(store))["text"]
@@ -103,6 +111,8 @@ def test_every_file_of_bank_terminal_and_wallet_is_owner_only(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+        signer.terminate()
+        signer.wait(30)
     assert loose(data) == {}
 
 

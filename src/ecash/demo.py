@@ -20,12 +20,12 @@ from pathlib import Path
 
 from .bank.api import create_app as bank_app
 from .bank.client import BankClient
-from .bank.server import ThreadedServer
 from .bank.service import Bank
 from .crypto.payment import Spend
 from .files import private_dir, write_private
 from .merchant import Terminal, init_terminal
 from .merchant.http import create_app as terminal_app
+from .serving.threaded import ThreadedServer
 from .wallet import KDF_PROFILES, Payment, Wallet
 from .wire import json as wj
 

@@ -18,24 +18,27 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from ecash.bank.client import BankClient, BankHTTPError, BankUnreachable
-from ecash.bank.server import free_port
 from ecash.bank.service import Bank
 from ecash.crypto import group, verify_coin
 from ecash.crypto import registration as reg
 from ecash.crypto.payment import PaymentRequest, make_spend
 from ecash.crypto.withdrawal import Commitment, user_blind, user_finish
+from ecash.serving.threaded import free_port
 
-from ..bankkit import fresh_database
+from ..bankkit import SignerProcess, fresh_database
+from ..rediskit import redis_server
 
 KILLS = 20
 
 
 class Server:
-    def __init__(self, db_url: str, keys: Path) -> None:
-        self.db_url, self.keys, self.port = db_url, keys, free_port()
+    def __init__(self, db_url: str, signer_socket: Path, limits_url: str) -> None:
+        self.db_url, self.signer_socket, self.port = db_url, signer_socket, free_port()
+        self.limits_url = limits_url  # two workers share their rate limits there
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -45,8 +48,9 @@ class Server:
     def start(self) -> None:
         exe = Path(sys.executable).with_name("ecash")
         self.proc = subprocess.Popen(
-            [str(exe), "bank", "serve", "--db", self.db_url, "--keys", str(self.keys),
-             "--port", str(self.port), "--workers", "2"],
+            [str(exe), "bank", "serve", "--db", self.db_url, "--signer", str(self.signer_socket),
+             "--port", str(self.port), "--workers", "2",
+             "--rate-limit-storage", self.limits_url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         probe = BankClient(self.url, timeout=2)
         deadline = time.monotonic() + 60
@@ -79,10 +83,15 @@ def retry(fn, stop: threading.Event | None = None):
             time.sleep(0.05)
 
 
-def test_sigkill_at_random_moments_loses_nothing(tmp_path):
-    with fresh_database("postgres", tmp_path) as db_url:
+def test_sigkill_at_random_moments_loses_nothing(tmp_path, request):
+    with fresh_database("postgres", tmp_path) as db_url, ExitStack() as stack:
         bank, op_token = Bank.init(db_url, tmp_path / "keys")
-        server = Server(db_url, tmp_path / "keys")
+        # the signer (the keys' process) runs on; only the HTTP server is killed
+        signer = SignerProcess(tmp_path / "keys", tmp_path / "signer.sock")
+        request.addfinalizer(signer.stop)  # also when the test fails
+        signer.start()
+        limits_url = stack.enter_context(redis_server(tmp_path))
+        server = Server(db_url, tmp_path / "signer.sock", limits_url)
         server.start()
         operator = BankClient(server.url, op_token, timeout=5)
         ks = operator.keyset()
@@ -189,4 +198,5 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         for c in (operator, merchant, *(h[1] for h in holders)):
             c.close()
         server.kill()
+        signer.stop()
         bank.engine.dispose()

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from ecash.bank.ratelimit import RateLimiter
+from ecash.bank.routing import MAX_BODY
 from ecash.crypto import group
 from ecash.crypto import registration as reg
 from ecash.wire import json as wj
 
-from ..bankkit import raw, state_snapshot, token_of
+from ..bankkit import raw, running_bank, state_snapshot, token_of
 
 NOT_CANONICAL = [(group.q).to_bytes(32, "little").hex(), "ff" * 32,
                  (group.q + 5).to_bytes(32, "little").hex()]
@@ -278,3 +282,119 @@ def test_oversized_bodies(world):
     r = raw(env, "POST", "/v1/merchant/deposits", world["tokens"]["merchant"], json_body=many)
     assert 400 <= r.status_code < 500 and "code" in r.json()
     assert state_snapshot(env) == before
+
+
+# --- one code path per endpoint: what the hot routes guaranteed, kept ----------
+
+def _post(env, path: str, token: str | None, content: bytes):
+    return raw(env, "POST", path, token, content=content,
+               headers={"content-type": "application/json"})
+
+
+def test_each_shape_error_has_the_wire_code(env):
+    """The models keep section 8's strictness, with its codes: a repeated key,
+    NaN, a string or float for an integer, upper-case or short hex, an unknown
+    or a missing key, and a non-canonical scalar (left to the wire decoder)."""
+    op = token_of(env.operator)
+    alice = env.holder("Alice", funds=100)
+    holder = token_of(alice.client)
+    key = env.operator.keyset().keys[0].key_id.hex()
+    credit = f"/v1/operator/accounts/{alice.account_id}/credit"
+    withdraw = f"/v1/accounts/{alice.account_id}/withdrawals"
+    cases = [
+        (credit, op, b'{"amount": 1, "amount": 2, "reference": "r"}', 422, "duplicate_key"),
+        (credit, op, b'{"amount": NaN, "reference": "r"}', 400, "not_json"),
+        (credit, op, b"", 400, "not_json"),
+        (credit, op, b'{"amount": "1", "reference": "r"}', 422, "bad_type"),
+        (credit, op, b'{"amount": 1.0, "reference": "r"}', 422, "bad_type"),
+        (credit, op, b'{"amount": true, "reference": "r"}', 422, "bad_type"),
+        (credit, op, b'{"amount": -1, "reference": "r"}', 422, "out_of_range"),
+        (credit, op, b'{"amount": 1}', 422, "missing_key"),
+        (credit, op, b'{"amount": 1, "reference": "r", "x": 1}', 422, "unknown_key"),
+        (credit, op, b'{"amount": 1, "reference": "a\\u0000b"}', 422, "bad_text"),
+        (credit, op, b'{"amount": 1, "reference": "\\ud800"}', 422, "bad_text"),
+        (withdraw, holder, b'{"key_ids": ["%s"]}' % key.upper().encode(), 422, "bad_hex"),
+        (withdraw, holder, b'{"key_ids": ["%s"]}' % key[:-2].encode(), 422, "wrong_length"),
+        (withdraw, holder, b'{"key_ids": []}', 422, "bad_type"),
+        ("/v1/spent-range", None, b'{"generation": 1, "prefix_bits": 21, "prefixes": [0],'
+                                  b' "after": null}', 422, "bad_prefix_bits"),
+    ]
+    before = state_snapshot(env)
+    for path, token, body, status, code in cases:
+        r = _post(env, path, token, body)
+        assert (r.status_code, r.json()["code"]) == (status, code), (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    assert state_snapshot(env) == before
+    offer, _ = alice.start([1])
+    answer = f"/v1/accounts/{alice.account_id}/withdrawals/{offer['session_id']}"
+    q = group.q.to_bytes(32, "little").hex()
+    r = _post(env, answer, holder, json.dumps({"challenges": [[q, q]]}).encode())
+    assert (r.status_code, r.json()["code"]) == (422, "non_canonical_scalar"), r.text
+
+
+def test_an_unexpected_error_is_a_500_problem(tmp_path, monkeypatch):
+    with running_bank("sqlite", tmp_path) as env:
+        alice = env.holder("Alice", funds=100)
+
+        def broken(*_a, **_k):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(env.bank, "start_withdrawal", broken)
+        key = env.operator.keyset().keys[0].key_id.hex()
+        r = raw(env, "POST", f"/v1/accounts/{alice.account_id}/withdrawals",
+                token_of(alice.client), json_body={"key_ids": [key]})
+        assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "internal" and "a bug" not in r.text
+        monkeypatch.undo()
+        assert alice.withdraw([1, 2])  # the server goes on serving
+
+
+def test_other_methods_and_paths_are_problems(tmp_path):
+    with running_bank("sqlite", tmp_path) as env:
+        r = raw(env, "GET", "/v1/merchant/deposits")
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+        r = raw(env, "POST", "/v1/merchant/deposits/extra", json_body={})
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_a_credential_is_rate_limited_before_its_body_is_judged(tmp_path):
+    """Per authenticated principal: an unknown credential is refused, not
+    given a bucket of its own."""
+    limiter = RateLimiter(per_credential=1.0, per_address=1e6, burst=3)
+    with running_bank("sqlite", tmp_path, rate_limit=limiter) as env:
+        shop = token_of(env.merchant("shop"))
+        statuses = [httpx.post(f"{env.url}/v1/merchant/deposits", json={"spends": []},
+                               headers={"authorization": f"Bearer {shop}"}).status_code
+                    for _ in range(6)]
+        assert statuses[:3] == [422] * 3 and statuses[3:] == [429] * 3
+        assert httpx.post(f"{env.url}/v1/merchant/deposits", json={"spends": []}, headers={
+            "authorization": "Bearer nobody"}).status_code == 401
+
+
+def test_a_body_declared_too_large_is_refused_unread(tmp_path):
+    with running_bank("sqlite", tmp_path) as env:
+        host, port = env.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"POST /v1/merchant/deposits HTTP/1.1\r\nhost: x\r\n"
+                      b"content-type: application/json\r\n"
+                      b"content-length: %d\r\n\r\n" % (MAX_BODY + 1))
+            s.settimeout(10)
+            head = s.recv(65536)
+        assert head.startswith(b"HTTP/1.1 413 ") and b"body_too_large" in head
+
+
+def test_a_chunked_body_is_read(tmp_path):
+    with running_bank("sqlite", tmp_path) as env:
+        alice = env.holder("Alice", funds=100)
+        key = env.operator.keyset().keys[0].key_id.hex()
+        body = b'{"key_ids": ["%s"]}' % key.encode()
+
+        def pieces():
+            yield body[:7]
+            yield body[7:]
+
+        r = raw(env, "POST", f"/v1/accounts/{alice.account_id}/withdrawals",
+                token_of(alice.client), content=pieces(),
+                headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["coins"]) == 1

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from ecash.crypto.coin import verify_coin
 
-from ..bankkit import assert_audit_ok, balance_of, refused
+from ..bankkit import (
+    assert_audit_ok,
+    balance_of,
+    holder_at,
+    refused,
+    signer_backed_server,
+    signer_process,
+    signer_socket,
+)
 
 
 def generation_of(env, key_id: bytes) -> int:
@@ -54,6 +62,26 @@ def test_key_rotation(env):
     assert [g["generation"] for g in env.operator.generations()] == [1, 2]
     assert shop.merchant()["balance"] == 1 + 2 + 16 + 32
     assert_audit_ok(env)
+
+
+def test_rotation_reaches_a_running_signer(env):
+    """A generation the operator adds (opening the key directory itself) is
+    answered by a signer process that started before it, without a restart;
+    the workers (no key of their own) take its keys from the database."""
+    env.clock.freeze()
+    with signer_socket() as sock, signer_process(env.keys_dir, sock), \
+            signer_backed_server(env, sock) as url:
+        alice = holder_at(env, url, funds=1000)
+        assert {generation_of(env, c.key_id) for c, _ in alice.withdraw([1])} == {1}
+        assert env.bank.add_generation() == 2
+        gens = env.operator.generations()
+        env.clock.advance(gens[1]["withdraw_start"] - env.bank.now())
+        coins = alice.withdraw([4, 16])
+        assert {generation_of(env, c.key_id) for c, _ in coins} == {2}
+        ks = alice.client.keyset()
+        for coin, _ in coins:
+            verify_coin(coin, ks.key(coin.key_id))
+        assert balance_of(env, alice.account_id) == 1000 - 21
 
 
 def test_breakage_after_deposit_end(env):

@@ -4,12 +4,17 @@ both kept by the API's outermost middleware, over real HTTP."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import httpx
+import pytest
 
 from ecash.bank.ratelimit import RateLimiter
+from ecash.bank.server import serve
 
 from ..bankkit import running_bank, token_of
+from ..rediskit import redis_server
 
 
 def test_a_busy_credential_is_slowed_down_and_nobody_else(tmp_path):
@@ -39,6 +44,36 @@ def test_a_busy_address_is_slowed_down(tmp_path):
         statuses = [httpx.get(f"{env.url}/v1/health").status_code for _ in range(8)]
         assert statuses[0] == 200 and statuses[-1] == 429
         assert set(statuses[statuses.index(429):]) == {429}
+
+
+def test_a_limit_holds_in_any_window_and_keys_are_apart():
+    limiter = RateLimiter(per_credential=2.0, per_address=3.0, burst=2)
+    assert [limiter.allow_principal("holder:1") for _ in range(5)] == [True] * 4 + [False]
+    assert limiter.allow_principal("holder:2")  # another principal has its own budget
+    assert [limiter.allow("198.51.100.7") for _ in range(7)] == [True] * 6 + [False]
+    assert limiter.allow("holder:1")  # an address never shares a principal's budget
+
+
+def hits_from_processes(storage_uri: str, processes: int = 2, each: int = 10) -> int:
+    """How many of ``each`` requests per process the processes' own limiters
+    (one request a second, bursts of four) let through, all at once."""
+    code = ("import sys; from ecash.bank.ratelimit import RateLimiter;"
+            " r = RateLimiter(1e6, 1.0, burst=4, storage_uri=sys.argv[1]);"
+            f" print(sum(r.allow('198.51.100.7') for _ in range({each})))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, storage_uri], stdout=subprocess.PIPE,
+                              text=True) for _ in range(processes)]
+    return sum(int(p.communicate(timeout=60)[0]) for p in procs)
+
+
+def test_workers_sharing_a_redis_storage_share_one_limit(tmp_path):
+    assert hits_from_processes("memory://") == 8  # apart, each grants the whole burst
+    with redis_server(tmp_path) as url:
+        assert hits_from_processes(url) == 4
+
+
+def test_several_workers_need_a_shared_storage(tmp_path):
+    with pytest.raises(SystemExit, match="rate-limit storage they share"):
+        serve(f"sqlite:///{tmp_path / 'bank.db'}", tmp_path / "signer.sock", workers=2)
 
 
 def request_count(metrics_text: str, route: str) -> float:

@@ -1,6 +1,7 @@
-"""``ecash bank serve`` as a process: with fewer workers than cores it verifies
-on a process pool, and that pool must not outlive the server, whether the
-server stops cleanly (SIGTERM) or is killed (SIGKILL)."""
+"""``ecash bank serve`` as a process (with its signer): with fewer workers than
+cores it verifies on a process pool, and that pool must not outlive the
+server, whether the server stops cleanly (SIGTERM) or is killed (SIGKILL);
+with several workers, uvicorn's process manager replaces one that dies."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ecash.bank.client import BankClient
-from ecash.bank.server import free_port
 from ecash.bank.service import Bank
 from ecash.crypto.batch import default_processes
+from ecash.serving.threaded import free_port
+
+from ..bankkit import signer_process
+from ..rediskit import redis_server
 
 
 def children() -> dict[int, int]:
@@ -64,11 +68,12 @@ def wait_gone(pids: set[int], timeout: float = 15) -> set[int]:
     return left
 
 
-def start(db: str, keys: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start(db: str, signer: Path, workers: int = 1, *extra: str
+          ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("ecash")), "bank", "serve",
-                             "--db", db, "--keys", str(keys), "--port", str(port),
-                             "--workers", str(workers)],
+                             "--db", db, "--signer", str(signer), "--port", str(port),
+                             "--workers", str(workers), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -85,25 +90,31 @@ def start(db: str, keys: Path, workers: int = 1) -> tuple[subprocess.Popen, str]
 
 
 @contextmanager
-def serving(db: str, keys: Path, workers: int = 1) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``ecash bank serve`` for one test; whatever it left running is killed."""
-    proc, url = start(db, keys, workers)
-    try:
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for p in alive(descendants(proc.pid)):
-            os.kill(p, signal.SIGKILL)
+def serving(tmp_path: Path, workers: int = 1) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A new bank, its signer and ``ecash bank serve`` (several workers share
+    their rate limits in a redis-server of the test's own) for one test;
+    whatever the server left running is killed."""
+    db = f"sqlite:///{tmp_path / 'bank.db'}"
+    bank, _ = Bank.init(db, tmp_path / "keys")
+    bank.engine.dispose()
+    with ExitStack() as stack:
+        stack.enter_context(signer_process(tmp_path / "keys", tmp_path / "signer.sock"))
+        extra = ("--rate-limit-storage", stack.enter_context(redis_server(tmp_path))) \
+            if workers > 1 else ()
+        proc, url = start(db, tmp_path / "signer.sock", workers, *extra)
+        try:
+            yield proc, url
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            for p in alive(descendants(proc.pid)):
+                os.kill(p, signal.SIGKILL)
 
 
 @pytest.mark.skipif(default_processes() < 2, reason="one core: no verification pool")
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_verification_pool_dies_with_the_server(tmp_path, how):
-    db = f"sqlite:///{tmp_path / 'bank.db'}"
-    bank, _ = Bank.init(db, tmp_path / "keys")
-    bank.engine.dispose()
-    with serving(db, tmp_path / "keys") as (proc, _url):
+    with serving(tmp_path) as (proc, _url):
         pool = descendants(proc.pid)
         assert len(pool) >= default_processes()  # the workers, started with the server
         proc.send_signal(how)
@@ -130,9 +141,10 @@ def test_a_worker_that_starts_after_its_parent_died_exits():
 
 
 def spawned_workers(pid: int) -> set[int]:
-    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    """The supervisor's worker processes (its children, not multiprocessing's
+    resource tracker)."""
     out = set()
-    for p in alive(descendants(pid)):
+    for p in alive({c for c, parent in children().items() if parent == pid}):
         try:
             if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes():
                 out.add(p)
@@ -142,12 +154,9 @@ def spawned_workers(pid: int) -> set[int]:
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
-    """The supervisor sleeps until a worker exits (no polling) and restarts it;
-    a SIGTERM wakes it at once and takes every worker down with it."""
-    db = f"sqlite:///{tmp_path / 'bank.db'}"
-    bank, _ = Bank.init(db, tmp_path / "keys")
-    bank.engine.dispose()
-    with serving(db, tmp_path / "keys", workers=2) as (proc, url):
+    """uvicorn's supervisor restarts a worker that died; a SIGTERM takes every
+    worker down with it."""
+    with serving(tmp_path, workers=2) as (proc, url):
         deadline = time.monotonic() + 30
         while len(first := spawned_workers(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -171,44 +180,9 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_worker(tmp_path):
                     break
                 except httpx.ConnectError:
                     time.sleep(0.1)
-            for _ in range(6):  # both workers answer (SO_REUSEPORT spreads connections)
+            for _ in range(6):
                 assert client.http.get("/v1/health").json() == {"status": "ok"}
         everyone = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert wait_gone(everyone) == set(), "workers outlived the supervisor"
-
-
-def test_an_idle_server_ticks_once_a_second_and_stops_at_once():
-    """uvicorn's loop wakes ten times a second; ours once, yet a stop request
-    still ends it without waiting for the next tick, and responses keep a
-    Date header."""
-    import httpx
-
-    from ecash.bank.server import ThreadedServer
-
-    async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    server = ThreadedServer(app)
-    ticks = []
-    real_tick = server.server.on_tick
-
-    async def counting_tick(counter: int) -> bool:
-        ticks.append(time.monotonic())
-        return await real_tick(counter)
-
-    server.server.on_tick = counting_tick
-    with server as url:
-        assert "date" in httpx.get(url).headers
-        first = len(ticks)
-        time.sleep(3)
-        idle_ticks = len(ticks) - first
-        requested = time.monotonic()
-        server.server.request_exit()
-        server.thread.join(timeout=10)
-        assert not server.thread.is_alive()
-    assert 1 <= idle_ticks <= 4, f"{idle_ticks} ticks in 3 s"
-    # the tick that ends the loop ran on the request, not up to a second later
-    assert ticks[-1] - requested < 0.5

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from ecash.bank.client import BankClient
-from ecash.bank.server import ThreadedServer
 from ecash.crypto.payment import Spend
 from ecash.merchant import Terminal, TerminalConfig, init_terminal
 from ecash.merchant.crash import ENV
 from ecash.merchant.http import create_app
 from ecash.merchant.terminal import BankFactory
+from ecash.serving.threaded import ThreadedServer
 from ecash.wire import json as wj
 
 from ..bankkit import BankEnv, Holder, pay_request, token_of
@@ -44,7 +44,7 @@ def new_terminal(env: BankEnv, store: str | Path, merchant_id: str = "shop-1", *
                  config: TerminalConfig | None = None,
                  bank_factory: BankFactory | None = None) -> Terminal:
     return init_terminal(store, env.url, cred or credential(env, merchant_id),
-                         master_public_key=env.bank.keyring.master.public_key,
+                         master_public_key=env.bank.master_public_key,
                          clock=clock or env.clock, name=name, config=config,
                          bank_factory=bank_factory)
 

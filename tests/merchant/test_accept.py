@@ -41,7 +41,7 @@ def signed_refusal(body: dict, env, spends: list[Spend]):
 def test_pay_then_the_identical_payment_gets_the_same_receipt(bank, terminal, holder):
     coins = holder.withdraw(decompose(1250))
     env = terminal.create_request(1250)
-    env.verify(bank.bank.keyring.master.public_key, now=int(bank.clock()))  # what a wallet does
+    env.verify(bank.bank.master_public_key, now=int(bank.clock()))  # what a wallet does
     spends = pay_request(holder, coins, env.request)
     with serving(terminal) as url:
         first = post_payment(pay_url(url, env.request.request_id), spends)

@@ -76,7 +76,7 @@ def test_keypad_qr_and_paid(browser, bank, holder, tmp_path):
 
         # the wallet reads the request (here from the page's text form) and checks it
         env = request_from_text(browser.find_element(By.ID, "request-text").text)
-        env.verify(bank.bank.keyring.master.public_key, now=int(bank.clock()))
+        env.verify(bank.bank.master_public_key, now=int(bank.clock()))
         assert env.request.amount == 1250 and env.request.currency == "CNY"
         assert env.pos_url == f"{url}/pay/{env.request.request_id.hex()}"
 

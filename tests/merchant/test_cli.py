@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from ecash.bank.server import free_port
+from ecash.serving.threaded import free_port
 from ecash.wire.fingerprint import master_key_fingerprint
 from ecash.wire.json import keyset_fingerprint
 from ecash.wire.text import payment_to_text, request_from_text
@@ -22,7 +22,7 @@ def _clean(r: subprocess.CompletedProcess) -> None:
 
 def test_init_request_accept_deposit_report(bank, holder, tmp_path):
     store = str(tmp_path / "shop.db")
-    master = bank.bank.keyring.master.public_key.hex()
+    master = bank.bank.master_public_key.hex()
     cred = {"ECASH_MERCHANT_CREDENTIAL": credential(bank, "shop-1")}
     r = run_cli(["merchant", "init", "--bank", bank.url, "--store", store, "--master-key",
                  master, "--json"], extra_env=cred)
@@ -96,7 +96,7 @@ def test_errors_are_one_clear_line(bank, holder, tmp_path):
     r = run_cli([*init, "--credential-file", str(tmp_path / "cred"), "--master-key", "ab" * 32])
     assert r.returncode == 2 and "master_key_changed" in r.stderr
     # both keys' whole fingerprints, as `ecash bank init` prints the bank's
-    master = bank.bank.keyring.master.public_key
+    master = bank.bank.master_public_key
     assert master_key_fingerprint(master) in r.stderr
     assert master_key_fingerprint(bytes.fromhex("ab" * 32)) in r.stderr
     r = run_cli(["merchant", "init", "--bank", f"http://127.0.0.1:{free_port()}", "--store",

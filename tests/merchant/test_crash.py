@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecash.bank.server import free_port
 from ecash.merchant.crash import ENV
+from ecash.serving.threaded import free_port
 from ecash.wire import json as wj
 
 from ..bankkit import pay_request

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from ecash.bank.server import ThreadedServer
 from ecash.merchant.http import create_app
+from ecash.serving.threaded import ThreadedServer
 from ecash.wire.text import request_from_text
 
 from ..bankkit import pay_request

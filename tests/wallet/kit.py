@@ -15,7 +15,6 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ecash.bank.server import ThreadedServer
 from ecash.crypto.errors import EcashError
 from ecash.crypto.payment import (
     PaymentRequest,
@@ -26,6 +25,7 @@ from ecash.crypto.payment import (
 )
 from ecash.crypto.refusal import make_refusal
 from ecash.crypto.sign import SigningKey
+from ecash.serving.threaded import ThreadedServer
 from ecash.wallet import TEST_KDF, Wallet
 from ecash.wire import json as wj
 from ecash.wire.binary import payment_items

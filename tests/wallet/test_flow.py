@@ -109,8 +109,9 @@ def test_forged_swapped_or_expired_requests_are_refused(env, tmp_path):
         req = PaymentRequest("shop", 100, "CNY", int(env.clock() * 1000), b"n" * 16)
         mismatched = dataclasses.replace(sign_request(other, other_cert, dataclasses.replace(
             req, merchant_id="other")), request=req)
-        expired_cert = certify_merchant(env.bank.keyring.master, "shop", shop.key.public_key,
-                                        int(env.clock()) - 1)
+        # the test bank's signer is in process (a LocalSigner on env.keys_dir)
+        expired_cert = env.bank.signer.certify_terminal("shop", shop.key.public_key,
+                                                        int(env.clock()) - 1)
         expired = sign_request(shop.key, expired_cert, req)
         wrong_currency = sign_request(shop.key, shop.cert,
                                       dataclasses.replace(req, currency="EUR"))

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request, Response
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecash.bank.server import ThreadedServer
+from ecash.serving.threaded import ThreadedServer
 from ecash.wallet.spentquery import MAX_QUERY_BITS, TARGET_PER_BUCKET, bits_for
 from ecash.wire.spentset import prefix_of
 

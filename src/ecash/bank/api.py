@@ -1,16 +1,18 @@
-"""The bank's HTTP API under ``/v1`` (FastAPI). Handlers parse, call the core,
-serialise; errors are RFC 9457 problem details with a stable ``code``.
+"""The bank's HTTP API under ``/v1`` (FastAPI): one handler per endpoint.
 
-Bodies are parsed by the strict ``ecash.wire`` decoders (not by pydantic), so
-the API accepts exactly the encodings of ECASH-1 section 8; their JSON
-schemas are published in ``/openapi.json`` through ``openapi_extra``.
+Each body is a pydantic model (``models``) that FastAPI validates and
+documents; the ``ecash.wire`` decoders then check what a pattern cannot
+(canonical points and scalars). Errors are RFC 9457 problem details with a
+stable ``code``, listed per operation in ``/openapi.json`` (``schemas``).
+The core's calls block (database, group operations, the signer): every
+handler runs them on a thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import inspect
 import logging
 import math
 import os
@@ -18,13 +20,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, TypeVar
 
-import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -34,16 +37,19 @@ from ..crypto import registration as reg
 from ..crypto.errors import EcashError
 from ..wire import json as wj
 from . import metrics, schemas
+from . import models as m
 from .errors import BankError
+from .logs import RequestId
 from .ratelimit import RateLimiter
+from .routing import MAX_BODY, BodyTooLarge, WireRoute, header
 from .service import Bank, Principal, is_credential
-from .store import Disconnected, is_postgres
-from .txn import AsyncLane, NeedsThread
+from .signer import SignerClient
+from .store import Disconnected
 
 log = logging.getLogger("ecash.bank.http")
 
-MAX_BODY = 2 * 1024 * 1024
-PROBLEM = "application/problem+json"
+PROBLEM = schemas.PROBLEM_MEDIA
+M = TypeVar("M", bound=BaseModel)
 
 
 def problem(status: int, code: str, detail: str) -> JSONResponse:
@@ -52,12 +58,15 @@ def problem(status: int, code: str, detail: str) -> JSONResponse:
                         status_code=status, media_type=PROBLEM)
 
 
-def ok(obj: Any) -> Response:
-    """A JSON answer serialised directly, by orjson: FastAPI's own path
-    (validation against the return annotation, then ``jsonable_encoder``) and
-    even the standard library's encoder cost more CPU than the handler on the
-    withdrawal and deposit bodies."""
-    return Response(orjson.dumps(obj), media_type="application/json")
+def ok(model: BaseModel) -> Response:
+    """Every answer: the model the handler built (and so validated), as JSON.
+    Keys the core left out stay out (``exclude_unset``): a verdict without a
+    fraud case has no ``fraud_case`` key, as before."""
+    return Response(model.model_dump_json(exclude_unset=True), media_type="application/json")
+
+
+def build(model: type[M], data: Any) -> Response:
+    return ok(model.model_validate(data))
 
 
 class LimitsAndLatency:
@@ -84,104 +93,48 @@ class LimitsAndLatency:
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
-            client_gone(scope)
+            log.info("client disconnected before the body was complete: %s %s from %s",
+                     scope.get("method"), scope.get("path"), client_of(scope))
         finally:
             route = scope.get("route")
             metrics.LATENCY.labels(getattr(route, "path", "other")).observe(
                 time.perf_counter() - started)
 
 
-def header(scope: Scope, name: bytes) -> str:
-    """The first value of a request header (lowercase ``name``), or ``""``."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
-
-
 def client_of(scope: Scope) -> str:
     return scope["client"][0] if scope.get("client") else "?"
 
 
-def client_gone(scope: Scope) -> None:
-    """Log a request whose client hung up before its body was complete."""
-    log.info("client disconnected before the body was complete: %s %s from %s",
-             scope.get("method"), scope.get("path"), client_of(scope))
+TYPE_ERRORS = {"missing": "missing_key", "extra_forbidden": "unknown_key",
+               "json_invalid": "not_json", "greater_than_equal": "out_of_range",
+               "less_than_equal": "out_of_range"}
+FIELD_CODES = {"holder": "bad_holder", "reference": "bad_reference", "status": "bad_status",
+               "merchant_id": "bad_merchant_id", "prefixes": "bad_prefixes",
+               "prefix_bits": "bad_prefix_bits"}
+"""Top-level fields whose wrong values (not wrong types) keep the core's code."""
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(scope: Scope, receive: Receive) -> bytes:
-    """The request body, bounded in size (the declared length is checked first)."""
-    declared = header(scope, b"content-length")
-    if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise BodyTooLarge()
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-Body = Callable[[], Awaitable[bytes]]
-
-
-def body_reader(scope: Scope, receive: Receive) -> Body:
-    """The body, read when the endpoint asks (after it has authenticated)."""
-    return functools.partial(read_body, scope, receive)
-
-
-async def read_json(request: Request) -> Any:
-    """The body as JSON, bounded in size, strictly parsed."""
-    return wj.loads(await read_body(request.scope, request.receive))
-
-
-def field(obj: Any, name: str, what: str = "body") -> Any:
-    if not isinstance(obj, dict):
-        raise EcashError(f"{what}: expected a JSON object", "bad_type")
-    if name not in obj:
-        raise EcashError(f"{what}: missing key {name}", "missing_key")
-    return obj[name]
-
-
-def exact(obj: Any, keys: tuple[str, ...], what: str = "body") -> dict:
-    return wj._object(obj, keys, what)
-
-
-def text(v: Any, what: str) -> str:
-    """A string the database can store. JSON escapes can carry a lone surrogate
-    (not UTF-8, so no driver can send it) and NUL (which PostgreSQL text
-    refuses): either would otherwise fail inside the transaction as a 500."""
-    s = wj.string(v, what)
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EcashError(f"{what}: not valid UTF-8 text", "bad_text") from None
-    if "\x00" in s:
-        raise EcashError(f"{what}: NUL is not allowed in text", "bad_text")
-    return s
-
-
-def hex_list(v: Any, n: int, what: str, limit: int) -> list[bytes]:
-    if not isinstance(v, list) or not 1 <= len(v) <= limit:
-        raise EcashError(f"{what}: expected a list of 1 to {limit} items", "bad_type")
-    raw = wj.hex_items(v, n, lambda i: f"{what}[{i}]")
-    return [raw[i:i + n] for i in range(0, len(raw), n)]
-
-
-def spend_list(v: Any, limit: int) -> list:
-    if not isinstance(v, list) or not 1 <= len(v) <= limit:
-        raise EcashError(f"spends: expected a list of 1 to {limit} spends", "bad_type")
-    return [wj.spend_from_json(s) for s in v]
+def validation_code(err: dict) -> str:
+    """The problem code of pydantic's first error: the wire's codes (section 8)."""
+    kind, loc = err["type"], tuple(err["loc"])
+    if kind in schemas.SHAPE or kind in ("bad_text",):
+        return kind
+    if loc[:1] != ("body",):
+        return "bad_parameter"
+    if kind in ("missing", "extra_forbidden", "json_invalid") or kind.endswith("_type"):
+        return TYPE_ERRORS.get(kind, "bad_type")
+    if len(loc) in (2, 3) and loc[1] in FIELD_CODES:
+        return FIELD_CODES[loc[1]]
+    if kind in TYPE_ERRORS:
+        return TYPE_ERRORS[kind]
+    if kind == "string_pattern_mismatch" and str(err.get("ctx", {}).get("pattern", "")
+                                                 ).startswith("^[0-9a-f]"):
+        value = err.get("input")
+        want = int(err["ctx"]["pattern"].split("{")[1].split("}")[0])
+        return "wrong_length" if isinstance(value, str) and len(value) != want else "bad_hex"
+    if kind in ("too_short", "too_long"):
+        return "bad_type"
+    return "bad_value"
 
 
 def problem_for(exc: Exception) -> JSONResponse:
@@ -194,10 +147,15 @@ def problem_for(exc: Exception) -> JSONResponse:
     if isinstance(exc, BodyTooLarge):
         return problem(413, "body_too_large", f"bodies are limited to {MAX_BODY} bytes")
     if isinstance(exc, StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "body_too_large"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
     if isinstance(exc, RequestValidationError):
-        return problem(422, "bad_parameter", "; ".join(e["msg"] for e in exc.errors())[:500])
+        errors = exc.errors()
+        code = validation_code(errors[0]) if errors else "bad_value"
+        detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}"
+                           for e in errors[:5])[:500]
+        return problem(400 if code == "not_json" else 422, code, detail)
     if isinstance(exc, Disconnected) or getattr(exc, "connection_invalidated", False):
         log.warning("database connection lost: %s", exc)
         return problem(503, "database_unavailable", "the database connection was lost; try again")
@@ -211,102 +169,100 @@ def problem_for(exc: Exception) -> JSONResponse:
 _HANDLED = (BankError, EcashError, BodyTooLarge, StarletteHTTPException, RequestValidationError,
             Disconnected, DBAPIError, Exception)
 
-
-class HotRoute(NamedTuple):
-    """An endpoint served ahead of FastAPI: ``endpoint(authorization,
-    body_reader, **path_params)``; ``parts`` is the path template split at ``/``."""
-
-    path: str
-    parts: tuple[str, ...]
-    endpoint: Callable[..., Awaitable[Response]]
-    latency: Any  # the route's latency histogram
-
-    def match(self, parts: list[str]) -> dict[str, str] | None:
-        if len(parts) != len(self.parts):
-            return None
-        params = {}
-        for want, got in zip(self.parts, parts, strict=True):
-            if want[:1] == "{":
-                if not got:
-                    return None
-                params[want[1:-1]] = got
-            elif want != got:
-                return None
-        return params
+bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="`Authorization: Bearer <credential>`, exactly: a holder's,"
+                                " a merchant's or the operator's credential. Each operation's"
+                                " `x-role` names the role it needs.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-class BankAPI(FastAPI):
-    """The bank's FastAPI app, with its hot endpoints (the two withdrawal steps
-    and the deposit) served ahead of FastAPI's middleware stack and router.
+def principal_of(request: Request, role: str) -> Principal:
+    """Who the request's ``Authorization`` header belongs to, if it may call
+    an endpoint of ``role``, within its rate limit. Only the exact form
+    ``Bearer <credential>`` is read: any other spelling of a credential
+    (padding, another case) is refused, never looked up or counted apart."""
+    auth = header(request.scope, b"authorization")
+    token = auth[7:] if auth.startswith("Bearer ") else ""
+    if not is_credential(token):
+        raise BankError("unauthenticated", "an Authorization header of exactly"
+                        " 'Bearer <credential>' is required", 401)
+    who = request.app.state.bank.authenticate(token)
+    if who is None:
+        raise BankError("unauthenticated", "unknown credential", 401)
+    if not request.app.state.limiter.allow_principal(f"{who.role}:{who.account}"):
+        raise BankError("rate_limited", "too many requests; slow down", 429)
+    if who.role != role:
+        raise BankError("forbidden", f"this endpoint needs a {role} credential", 403)
+    return who
 
-    Every request of a withdrawal wakes a process that has been idle while the
-    wallet blinded, and on the virtual machines banks run on, code that runs
-    cold costs three times what it costs warm: FastAPI's per-request layers
-    (error and telemetry middleware, body limits, exit stacks, routing,
-    dependency solving) cost as much CPU as uvicorn itself. The hot endpoints
-    keep the same rate limits, latency labels and problem documents; their
-    FastAPI twins stay registered, for ``/openapi.json`` and every other
-    method on their paths."""
 
-    hot_routes: tuple[HotRoute, ...] = ()
-    limiter: RateLimiter
+def needs(role: str) -> Callable[..., Principal]:
+    """The dependency of a ``role``'s operations (documented as bearer security)."""
+    def dependency(request: Request, _: Bearer) -> Principal:
+        return principal_of(request, role)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and self.hot_routes:
-            parts = scope["path"].split("/")
-            for route in self.hot_routes:
-                params = route.match(parts)
-                if params is not None:
-                    await self._serve_hot(route, params, scope, receive, send)
-                    return
-        await super().__call__(scope, receive, send)
+    return dependency
 
-    async def _serve_hot(self, route: HotRoute, params: dict[str, str], scope: Scope,
-                         receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        scope["route"] = route  # as FastAPI's routes do: the latency label
-        auth = header(scope, b"authorization")
-        if not self.limiter.allow(client_of(scope)):
-            response: Response = problem(429, "rate_limited", "too many requests; slow down")
-        else:
-            try:
-                response = await route.endpoint(auth, body_reader(scope, receive), **params)
-            except ClientDisconnect:
-                client_gone(scope)
-                return
-            except Exception as exc:  # every failure is a problem document
-                response = problem_for(exc)
-        await response(scope, receive, send)
-        route.latency.observe(time.perf_counter() - started)
+
+def owner(request: Request, account_id: str, _: Bearer) -> int:
+    """The internal id of the path's account, if the request's credential is
+    its holder's: checked before the body is judged, so that another account's
+    credential learns nothing from a body's errors."""
+    return request.app.state.bank.check_owner(principal_of(request, "holder"), account_id)
+
+
+Owner = Annotated[int, Depends(owner)]
+MerchantP = Annotated[Principal, Depends(needs("merchant"))]
+Operator = Annotated[Principal, Depends(needs("operator"))]
+
+
+def document_caps(doc: dict, config: Any) -> dict:
+    """Each list marked ``x-cap`` (``models.cap``) gets this bank's value of
+    that setting as ``maxItems``, and its description says it."""
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            name = node.get("x-cap")
+            if name is not None:
+                node["maxItems"] = getattr(config, name)
+                text = node.get("description", "").replace(
+                    "at most max_outstanding_coins",
+                    f"at most {config.max_outstanding_coins} (max_outstanding_coins)")
+                node["description"] = f"{text} (at most {node['maxItems']}: {name})"
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(doc)
+    return doc
 
 
 def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
-               on_shutdown: Callable[[], None] | None = None) -> BankAPI:
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
     """``on_shutdown`` runs as the server stops (before uvicorn re-raises the
     signal that stopped it, after which no other code of the process runs)."""
-    # the core's calls block (database, group operations): they run on worker
-    # threads, handed over by asyncio itself (anyio's hop costs 3 times more)
     threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="ecash-bank")
-    # on PostgreSQL the withdrawal's transactions run on the loop itself, their
-    # round trips awaited (no hop); the rest, and whatever needs more, on threads
-    lane = AsyncLane(bank.engine, threads) if is_postgres(bank.engine) else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            if lane is not None:
-                lane.close()
             if on_shutdown is not None:
                 await call(on_shutdown)
             threads.shutdown(wait=False)
 
-    app = BankAPI(title="ecash bank", version="1", docs_url=None, redoc_url=None,
-                  description="ECASH-1 bank: accounts, clause withdrawal, deposit, restore.",
-                  responses=schemas.PROBLEM_RESPONSES, lifespan=lifespan)
-    limiter = app.limiter = rate_limit or RateLimiter()
+    app = FastAPI(title="ecash bank", version="1", docs_url=None, redoc_url=None,
+                  description="ECASH-1 bank: accounts, clause withdrawal, deposit, restore."
+                              " Every error is a problem document (RFC 9457) whose `code`"
+                              " each operation lists; every body is validated strictly"
+                              " (unknown keys, wrong types, non-canonical hex are refused).",
+                  lifespan=lifespan, strict_content_type=False)
+    app.router.route_class = WireRoute
+    limiter = rate_limit or RateLimiter()
     app.state.bank = bank
+    app.state.limiter = limiter
 
     async def _problem(_: Request, exc: Exception) -> JSONResponse:
         return problem_for(exc)
@@ -314,59 +270,49 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
     for exc_class in _HANDLED:
         app.add_exception_handler(exc_class, _problem)
     app.add_middleware(LimitsAndLatency, limiter=limiter)
-
-    def principal_of(auth: str, role: str) -> Principal:
-        """Who ``auth`` (an ``Authorization`` header) belongs to, if it may call
-        an endpoint of ``role``, within its rate limit. Only the exact form
-        ``Bearer <credential>`` is read: any other spelling of a credential
-        (padding, another case) is refused, never looked up or counted apart."""
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        if not is_credential(token):
-            raise BankError("unauthenticated", "an Authorization header of exactly"
-                            " 'Bearer <credential>' is required", 401)
-        who = bank.authenticate(token)
-        if who is None:
-            raise BankError("unauthenticated", "unknown credential", 401)
-        if not limiter.allow_principal(f"{who.role}:{who.account}"):
-            raise BankError("rate_limited", "too many requests; slow down", 429)
-        if who.role != role:
-            raise BankError("forbidden", f"this endpoint needs a {role} credential", 403)
-        return who
-
-    def principal(request: Request, role: str) -> Principal:
-        return principal_of(request.headers.get("authorization", ""), role)
-
-    def holder(request: Request, account_id: str) -> int:
-        return bank.check_owner(principal(request, "holder"), account_id)
+    app.add_middleware(RequestId)
 
     def call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Awaitable[Any]:
         if kw:
             fn, args = functools.partial(fn, *args, **kw), ()
         return asyncio.get_running_loop().run_in_executor(threads, fn, *args)
 
-    def hot_args(request: Request) -> tuple[str, Body]:
-        """A hot endpoint's arguments, when its FastAPI twin is the one called."""
-        return header(request.scope, b"authorization"), body_reader(request.scope,
-                                                                    request.receive)
+    def op(method: str, path: str, model: type[BaseModel], role: str | None, *,
+           body: bool = False, summary: str | None = None) -> Callable:
+        """Register an operation with its response model, role and error codes."""
+        def register(fn: Callable) -> Callable:
+            name = fn.__name__
+            who = schemas.ROLE_TEXT.get(role or "", "no credential")
+            doc = inspect.cleandoc(fn.__doc__ or "")
+            return app.api_route(
+                path, methods=[method], response_model=model, name=name,
+                summary=summary, description=f"{doc}\n\nRole: **{role or 'public'}** ({who}).",
+                responses=schemas.error_responses(name, role=role, body=body,
+                                                  path_params="{" in path),
+                openapi_extra=schemas.operation_extra(role))(fn)
+        return register
 
     # --- public ---------------------------------------------------------------
-    @app.get("/v1/health")
-    async def health() -> dict:
-        return {"status": "ok"}
+    @op("GET", "/v1/health", m.Health, None)
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return build(m.Health, {"status": "ok"})
 
-    @app.get("/v1/keyset", openapi_extra=schemas.response(schemas.KEYSET))
+    @op("GET", "/v1/keyset", m.Keyset, None)
     async def keyset() -> Response:
-        return ok(wj.keyset_to_json(await call(bank.keyset)))
+        """The denomination keys and the policy, signed by the master key."""
+        return build(m.Keyset, wj.keyset_to_json(await call(bank.keyset)))
 
-    @app.get("/v1/generations")
-    async def generations() -> dict:
-        return {"generations": await call(bank.generations_info)}
+    @op("GET", "/v1/generations", m.Generations, None)
+    async def generations() -> Response:
+        """Every key generation with its windows and its spent set's size."""
+        return build(m.Generations, {"generations": await call(bank.generations_info)})
 
-    @app.post("/v1/spent-range", openapi_extra=schemas.body(schemas.SPENT_RANGE))
-    async def spent_range(request: Request) -> Response:
-        """Unauthenticated lookup of a page of spent coin_ids by bucket prefix;
-        each client is charged for the coin_ids it is sent (429 with
-        ``Retry-After`` once its budget is spent)."""
+    @op("POST", "/v1/spent-range", m.SpentPage, None, body=True)
+    async def spent_range(request: Request, q: m.SpentRangeQuery) -> Response:
+        """A page of spent coin_ids by bucket prefix, unauthenticated; each client
+        is charged for the coin_ids it is sent (429 with ``Retry-After`` once its
+        budget is spent)."""
         client = client_of(request.scope)
         wait = limiter.spent_ids_wait(client)
         if wait > 0:
@@ -374,17 +320,10 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
                               " after the time in Retry-After")
             refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
             return refused
-        body = exact(await read_json(request), ("generation", "prefix_bits", "prefixes", "after"))
-        prefixes = body["prefixes"]
-        if not isinstance(prefixes, list):
-            raise EcashError("prefixes: expected a list", "bad_type")
-        after = body["after"]
-        page = await call(bank.spent_range, wj.integer(body["generation"], "generation"),
-                          wj.integer(body["prefix_bits"], "prefix_bits"),
-                          [wj.integer(p, "prefix") for p in prefixes],
-                          None if after is None else wj.hex_bytes(after, 32, "after"))
+        page = await call(bank.spent_range, q.generation, q.prefix_bits, q.prefixes,
+                          None if q.after is None else bytes.fromhex(q.after))
         limiter.charge_spent_ids(client, len(page["coin_ids"]))
-        return ok(page)
+        return build(m.SpentPage, page)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
@@ -392,216 +331,189 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
         one reads them on ``ecash bank serve --metrics-listen``)."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        principal(request, "operator")
+        principal_of(request, "operator")
         return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
 
     # --- holder -----------------------------------------------------------------
-    @app.get("/v1/accounts/{account_id}")
-    async def account(account_id: str, request: Request) -> dict:
-        holder(request, account_id)
-        return await call(bank.account_info, account_id)
+    @op("GET", "/v1/accounts/{account_id}", m.Account, "holder")
+    async def account(account_id: str, pk: Owner) -> Response:
+        """The holder's account: balance, status, identity, limits."""
+        return build(m.Account, await call(bank.account_info, account_id))
 
-    @app.post("/v1/accounts/{account_id}/identity",
-              openapi_extra=schemas.body(schemas.REGISTRATION))
-    async def register(account_id: str, request: Request) -> dict:
-        pk = holder(request, account_id)
-        body = exact(await read_json(request), ("I", "t", "p"))
-        proof = reg.RegistrationProof(wj.hex_bytes(body["I"], 32, "I"),
-                                      wj.hex_bytes(body["t"], 32, "t"), wj.scalar(body["p"], "p"))
+    @op("POST", "/v1/accounts/{account_id}/identity", m.Registered, "holder", body=True)
+    async def register(account_id: str, pk: Owner, body: m.Registration) -> Response:
+        """Register the account's identity I = u1*g1 with its proof (ECASH-1 4)."""
+        proof = reg.RegistrationProof(wj.hex_bytes(body.I, 32, "I"), wj.hex_bytes(body.t, 32, "t"),
+                                      wj.scalar(body.p, "p"))
         await call(bank.register_identity, pk, account_id, proof)
-        return {"status": "registered", "identity": proof.I.hex()}
+        return build(m.Registered, {"status": "registered", "identity": body.I})
 
-    async def hot_start_withdrawal(auth: str, body: Body, account_id: str) -> Response:
-        pk = bank.check_owner(principal_of(auth, "holder"), account_id)
-        fields = exact(wj.loads(await body()), ("key_ids",))
-        key_ids = hex_list(fields["key_ids"], 32, "key_ids", bank.config.max_coins_per_session)
-        if lane is not None:
-            with contextlib.suppress(NeedsThread):
-                return ok(await lane.run(bank.start_steps(pk, key_ids, on_loop=True)))
-        return ok(await call(bank.start_withdrawal, pk, key_ids))
+    @op("POST", "/v1/accounts/{account_id}/withdrawals", m.WithdrawalOffer, "holder", body=True)
+    async def start_withdrawal(account_id: str, pk: Owner, body: m.WithdrawalStart
+                               ) -> Response:
+        """Start a clause withdrawal: the bank debits the account and commits,
+        per coin, to the four points a0, b0, a1, b1 of its two clauses."""
+        key_ids = [bytes.fromhex(k) for k in body.key_ids]
+        return build(m.WithdrawalOffer, await call(bank.start_withdrawal, pk, key_ids))
 
-    @app.post("/v1/accounts/{account_id}/withdrawals",
-              openapi_extra=schemas.body(schemas.WITHDRAW))
-    async def start_withdrawal(account_id: str, request: Request) -> Response:
-        return await hot_start_withdrawal(*hot_args(request), account_id)
+    @op("POST", "/v1/accounts/{account_id}/exchanges", m.WithdrawalOffer, "holder", body=True)
+    async def start_exchange(account_id: str, pk: Owner, body: m.ExchangeStart) -> Response:
+        """Exchange coins for new ones: a withdrawal paid with redeemed spends."""
+        key_ids = [bytes.fromhex(k) for k in body.key_ids]
+        spends = [wj.spend_from_json(s.model_dump()) for s in body.spends]
+        return build(m.WithdrawalOffer,
+                     await call(bank.start_withdrawal, pk, key_ids, redeem=spends))
 
-    @app.post("/v1/accounts/{account_id}/exchanges",
-              openapi_extra=schemas.body(schemas.EXCHANGE))
-    async def start_exchange(account_id: str, request: Request) -> Response:
-        pk = holder(request, account_id)
-        body = exact(await read_json(request), ("spends", "key_ids"))
-        key_ids = hex_list(body["key_ids"], 32, "key_ids", bank.config.max_coins_per_session)
-        spends = spend_list(body["spends"], bank.config.max_coins_per_session)
-        return ok(await call(bank.start_withdrawal, pk, key_ids, redeem=spends))
-
-    async def hot_answer_withdrawal(auth: str, body: Body, account_id: str,
-                                    session_id: str) -> Response:
-        pk = bank.check_owner(principal_of(auth, "holder"), account_id)
-        sid = wj.hex_bytes(session_id, 16, "session_id")
-        raw = exact(wj.loads(await body()), ("challenges",))["challenges"]
-        if not isinstance(raw, list) or not 1 <= len(raw) <= bank.config.max_coins_per_session:
-            raise EcashError("challenges: expected a list of pairs", "bad_type")
-        for i, pair in enumerate(raw):
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise EcashError(f"challenges[{i}]: expected [c0, c1]", "bad_type")
-        packed = wj.hex_items([c for pair in raw for c in pair], 32,
+    @op("POST", "/v1/accounts/{account_id}/withdrawals/{session_id}", m.WithdrawalAnswers,
+        "holder", body=True)
+    async def answer_withdrawal(account_id: str,
+                                session_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")],
+                                pk: Owner, body: m.WithdrawalAnswer) -> Response:
+        """Answer the session's commitments: one challenge pair per coin; the bank
+        answers each coin's clause ``beta`` with ``r``."""
+        packed = wj.hex_items([c for pair in body.challenges for c in pair], 32,
                               lambda i: f"challenges[{i // 2}][{i % 2}]")
-        answers = None
-        if lane is not None:
-            with contextlib.suppress(NeedsThread):
-                answers = await lane.retrying(lambda: bank.answer_steps(pk, sid, packed))
-        if answers is None:
-            answers = await call(bank.answer_withdrawal, pk, sid, packed)
-        return ok({"answers": [{"beta": b, "r": r.hex()} for b, r in answers]})
+        answers = await call(bank.answer_withdrawal, pk, bytes.fromhex(session_id), packed)
+        return build(m.WithdrawalAnswers,
+                     {"answers": [{"beta": b, "r": r.hex()} for b, r in answers]})
 
-    @app.post("/v1/accounts/{account_id}/withdrawals/{session_id}",
-              openapi_extra=schemas.body(schemas.CHALLENGES))
-    async def answer_withdrawal(account_id: str, session_id: str, request: Request) -> Response:
-        return await hot_answer_withdrawal(*hot_args(request), account_id, session_id)
+    @op("GET", "/v1/accounts/{account_id}/withdrawals", m.WithdrawalRecords, "holder")
+    async def withdrawal_records(account_id: str, pk: Owner) -> Response:
+        """The public record of every answered withdrawal, for a restore."""
+        return build(m.WithdrawalRecords,
+                     {"withdrawals": await call(bank.withdrawal_records, pk)})
 
-    @app.get("/v1/accounts/{account_id}/withdrawals")
-    async def withdrawal_records(account_id: str, request: Request) -> Response:
-        pk = holder(request, account_id)
-        return ok({"withdrawals": await call(bank.withdrawal_records, pk)})
-
-    @app.post("/v1/accounts/{account_id}/redemptions",
-              openapi_extra=schemas.body(schemas.SPENDS))
-    async def redeem(account_id: str, request: Request) -> Response:
-        pk = holder(request, account_id)
-        body = exact(await read_json(request), ("spends",))
-        spends = spend_list(body["spends"], bank.config.max_deposit_batch)
+    @op("POST", "/v1/accounts/{account_id}/redemptions", m.Verdicts, "holder", body=True)
+    async def redeem(account_id: str, pk: Owner, body: m.Spends) -> Response:
+        """Redeem coins into the account: a verdict per transcript."""
+        spends = [wj.spend_from_json(s.model_dump()) for s in body.spends]
         verdicts = await call(bank.deposit, pk, spends, redemption=True)
-        return ok({"verdicts": [v.to_json() for v in verdicts]})
+        return build(m.Verdicts, {"verdicts": [v.to_json() for v in verdicts]})
 
-    @app.post("/v1/accounts/{account_id}/close")
-    async def close(account_id: str, request: Request) -> dict:
-        pk = holder(request, account_id)
-        return await call(bank.close_account, pk)
+    @op("POST", "/v1/accounts/{account_id}/close", m.Closed, "holder")
+    async def close(account_id: str, pk: Owner) -> Response:
+        """Close the account; its balance is paid out after the deposit window."""
+        return build(m.Closed, await call(bank.close_account, pk))
 
-    @app.post("/v1/accounts/{account_id}/disputes", openapi_extra=schemas.body(schemas.DISPUTE))
-    async def dispute(account_id: str, request: Request) -> Response:
+    @op("POST", "/v1/accounts/{account_id}/disputes", m.DisputeAnswer, "holder", body=True)
+    async def dispute(account_id: str, pk: Owner, body: m.Dispute) -> Response:
         """A merchant's signed refusal of a payment it deposited (ECASH-1 5.1)."""
-        pk = holder(request, account_id)
-        body = exact(await read_json(request), ("envelope", "spends", "refusal"))
-        return ok(await call(bank.dispute, pk, wj.envelope_from_json(body["envelope"]),
-                             spend_list(body["spends"], bank.config.max_coins_per_session),
-                             wj.refusal_from_json(body["refusal"])))
+        raw = body.model_dump()
+        return build(m.DisputeAnswer, await call(
+            bank.dispute, pk, wj.envelope_from_json(raw["envelope"]),
+            [wj.spend_from_json(s) for s in raw["spends"]], wj.refusal_from_json(raw["refusal"])))
 
     # --- merchant -------------------------------------------------------------
-    @app.get("/v1/merchant")
-    async def merchant(request: Request) -> dict:
-        who = principal(request, "merchant")
-        return await call(bank.merchant_info, who.account)
+    @op("GET", "/v1/merchant", m.Merchant, "merchant")
+    async def merchant(who: MerchantP) -> Response:
+        """The merchant's account."""
+        return build(m.Merchant, await call(bank.merchant_info, who.account))
 
-    @app.post("/v1/merchant/certificate", openapi_extra=schemas.body(schemas.PUBLIC_KEY))
-    async def certificate(request: Request) -> dict:
-        who = principal(request, "merchant")
-        body = exact(await read_json(request), ("public_key",))
-        cert = await call(bank.certify_terminal, who.account,
-                          wj.hex_bytes(body["public_key"], 32, "public_key"))
-        return wj.certificate_to_json(cert)
+    @op("POST", "/v1/merchant/certificate", m.CertificateOut, "merchant", body=True)
+    async def certificate(who: MerchantP, body: m.PublicKey) -> Response:
+        """Certify a terminal's public key for the merchant's id."""
+        cert = await call(bank.certify_terminal, who.account, bytes.fromhex(body.public_key))
+        return build(m.CertificateOut, wj.certificate_to_json(cert))
 
-    async def hot_deposit(auth: str, body: Body) -> Response:
-        who = principal_of(auth, "merchant")
-        fields = exact(wj.loads(await body()), ("spends",))
-        spends = spend_list(fields["spends"], bank.config.max_deposit_batch)
+    @op("POST", "/v1/merchant/deposits", m.Verdicts, "merchant", body=True)
+    async def deposit(who: MerchantP, body: m.Spends) -> Response:
+        """Deposit payment transcripts: a verdict per transcript (accepted,
+        double_spent with its fraud case, invalid, late, expired)."""
+        spends = [wj.spend_from_json(s.model_dump()) for s in body.spends]
         verdicts = await call(bank.deposit, who.account, spends)
-        return ok({"verdicts": [v.to_json() for v in verdicts]})
-
-    @app.post("/v1/merchant/deposits", openapi_extra=schemas.body(schemas.SPENDS))
-    async def deposit(request: Request) -> Response:
-        return await hot_deposit(*hot_args(request))
+        return build(m.Verdicts, {"verdicts": [v.to_json() for v in verdicts]})
 
     # --- operator -------------------------------------------------------------
-    @app.post("/v1/operator/accounts", openapi_extra=schemas.body(schemas.OPEN_ACCOUNT))
-    async def open_account(request: Request) -> dict:
-        principal(request, "operator")
-        body = exact(await read_json(request), ("holder",))
-        account_id, token = await call(bank.open_account, text(body["holder"], "holder"))
-        return {"account_id": account_id, "credential": token}
+    @op("POST", "/v1/operator/accounts", m.OpenedAccount, "operator", body=True)
+    async def open_account(op_: Operator, body: m.OpenAccount) -> Response:
+        """Open a holder account; its credential is shown once."""
+        account_id, token = await call(bank.open_account, body.holder)
+        return build(m.OpenedAccount, {"account_id": account_id, "credential": token})
 
-    @app.post("/v1/operator/accounts/{account_id}/credit",
-              openapi_extra=schemas.body(schemas.CREDIT))
-    async def credit(account_id: str, request: Request) -> dict:
-        principal(request, "operator")
-        body = exact(await read_json(request), ("amount", "reference"))
-        balance = await call(bank.credit, account_id, wj.integer(body["amount"], "amount"),
-                             text(body["reference"], "reference"))
-        return {"account_id": account_id, "balance": balance}
+    @op("POST", "/v1/operator/accounts/{account_id}/credit", m.Balance, "operator", body=True)
+    async def credit(account_id: str, op_: Operator, body: m.Credit) -> Response:
+        """Money paid in from outside; idempotent per reference."""
+        balance = await call(bank.credit, account_id, body.amount, body.reference)
+        return build(m.Balance, {"account_id": account_id, "balance": balance})
 
-    @app.post("/v1/operator/accounts/{account_id}/status",
-              openapi_extra=schemas.body(schemas.STATUS))
-    async def set_status(account_id: str, request: Request) -> dict:
-        principal(request, "operator")
-        body = exact(await read_json(request), ("status",))
-        await call(bank.set_status, account_id, text(body["status"], "status"))
-        return {"account_id": account_id, "status": body["status"]}
+    @op("POST", "/v1/operator/accounts/{account_id}/status", m.Status, "operator", body=True)
+    async def set_status(account_id: str, op_: Operator, body: m.SetStatus) -> Response:
+        """Freeze or reactivate an account."""
+        await call(bank.set_status, account_id, body.status)
+        return build(m.Status, {"account_id": account_id, "status": body.status})
 
-    @app.post("/v1/operator/accounts/{account_id}/merchant",
-              openapi_extra=schemas.body(schemas.MERCHANT))
-    async def register_merchant(account_id: str, request: Request) -> dict:
-        principal(request, "operator")
-        body = exact(await read_json(request), ("merchant_id",))
-        token = await call(bank.register_merchant, account_id,
-                           text(body["merchant_id"], "merchant_id"))
-        return {"account_id": account_id, "merchant_id": body["merchant_id"],
-                "credential": token}
+    @op("POST", "/v1/operator/accounts/{account_id}/merchant", m.MerchantCredential,
+        "operator", body=True)
+    async def register_merchant(account_id: str, op_: Operator, body: m.RegisterMerchant
+                                ) -> Response:
+        """Make an account a merchant; its credential is shown once."""
+        token = await call(bank.register_merchant, account_id, body.merchant_id)
+        return build(m.MerchantCredential, {"account_id": account_id,
+                                            "merchant_id": body.merchant_id,
+                                            "credential": token})
 
-    @app.get("/v1/operator/accounts/{account_id}")
-    async def operator_account(account_id: str, request: Request) -> dict:
-        principal(request, "operator")
-        return await call(bank.account_info, account_id)
+    @op("GET", "/v1/operator/accounts/{account_id}", m.Account, "operator")
+    async def operator_account(account_id: str, op_: Operator) -> Response:
+        """Any account."""
+        return build(m.Account, await call(bank.account_info, account_id))
 
-    @app.get("/v1/operator/fraud")
-    async def fraud_list(request: Request) -> dict:
-        principal(request, "operator")
-        return {"cases": await call(bank.fraud_overview)}
+    @op("GET", "/v1/operator/fraud", m.FraudCases, "operator")
+    async def fraud_list(op_: Operator) -> Response:
+        """The double-spend cases, each with the dispute that voided it, if any."""
+        return build(m.FraudCases, {"cases": await call(bank.fraud_overview)})
 
-    @app.get("/v1/operator/fraud/{case_id}")
-    async def fraud_case(case_id: int, request: Request) -> dict:
-        principal(request, "operator")
-        return await call(bank.fraud_case, case_id)
+    @op("GET", "/v1/operator/fraud/{case_id}", m.FraudProof, "operator")
+    async def fraud_case(case_id: int, op_: Operator) -> Response:
+        """A case's proof: both transcripts, the key, the account named."""
+        return build(m.FraudProof, await call(bank.fraud_case, case_id))
 
-    @app.get("/v1/operator/disputes")
-    async def dispute_list(request: Request) -> Response:
-        principal(request, "operator")
-        return ok({"disputes": await call(bank.dispute_list)})
+    @op("GET", "/v1/operator/disputes", m.Disputes, "operator")
+    async def dispute_list(op_: Operator) -> Response:
+        """Every dispute."""
+        return build(m.Disputes, {"disputes": await call(bank.dispute_list)})
 
-    @app.get("/v1/operator/disputes/{dispute_id}")
-    async def dispute_info(dispute_id: int, request: Request) -> Response:
-        principal(request, "operator")
-        return ok(await call(bank.dispute_info, dispute_id))
+    @op("GET", "/v1/operator/disputes/{dispute_id}", m.DisputeInfo, "operator")
+    async def dispute_info(dispute_id: int, op_: Operator) -> Response:
+        """A dispute with its evidence, the merchant's case and what it voided."""
+        return build(m.DisputeInfo, await call(bank.dispute_info, dispute_id))
 
-    @app.get("/v1/operator/audit")
-    async def audit(request: Request) -> dict:
-        principal(request, "operator")
+    @op("GET", "/v1/operator/audit", m.Audit, "operator")
+    async def audit(op_: Operator) -> Response:
+        """The books' invariants and figures."""
         rep = await call(bank.audit)
-        return {"ok": rep.ok, "problems": rep.problems, "figures": rep.figures}
+        return build(m.Audit, {"ok": rep.ok, "problems": rep.problems, "figures": rep.figures})
 
-    @app.post("/v1/operator/maintenance")
-    async def maintenance(request: Request) -> dict:
+    @op("POST", "/v1/operator/maintenance", m.Maintenance, "operator")
+    async def maintenance(op_: Operator) -> Response:
         """Book breakage of expired generations and release due payouts."""
-        principal(request, "operator")
         closed = await call(bank.close_generations)
         paid = await call(bank.release_payouts)
-        return {"closed_generations": closed,
-                "payouts": [{"account_id": a, "amount": n} for a, n in paid]}
+        return build(m.Maintenance, {"closed_generations": closed,
+                                     "payouts": [{"account_id": a, "amount": n}
+                                                 for a, n in paid]})
 
-    app.hot_routes = tuple(
-        HotRoute(path, tuple(path.split("/")), endpoint, metrics.LATENCY.labels(path))
-        for path, endpoint in (
-            ("/v1/accounts/{account_id}/withdrawals", hot_start_withdrawal),
-            ("/v1/accounts/{account_id}/withdrawals/{session_id}", hot_answer_withdrawal),
-            ("/v1/merchant/deposits", hot_deposit)))
+    def openapi() -> dict:
+        """FastAPI's document, with this bank's caps written in (computed once)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = document_caps(get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes), bank.config)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
 
-def app_from_env() -> BankAPI:
-    """Factory for ``uvicorn --factory`` workers: ECASH_BANK_DB, ECASH_BANK_KEYS."""
-    bank = Bank.open(os.environ["ECASH_BANK_DB"], Path(os.environ["ECASH_BANK_KEYS"]))
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` workers: ``ECASH_BANK_DB``, the signer's
+    socket in ``ECASH_BANK_SIGNER`` (the worker holds no key), and the rate
+    limits' shared storage in ``ECASH_RATE_LIMIT_STORAGE``."""
+    bank = Bank.open(os.environ["ECASH_BANK_DB"], SignerClient(os.environ["ECASH_BANK_SIGNER"]))
+    storage = os.environ.get("ECASH_RATE_LIMIT_STORAGE") or "memory://"
+    limiter = RateLimiter(storage_uri=storage)
     if os.environ.get("ECASH_VERIFY_POOL") == "1":
         from ..crypto.batch import make_pool
 
         pool = bank.verify_pool = make_pool()
-        return create_app(bank, on_shutdown=pool.shutdown)
-    return create_app(bank)
+        return create_app(bank, rate_limit=limiter, on_shutdown=pool.shutdown)
+    return create_app(bank, rate_limit=limiter)

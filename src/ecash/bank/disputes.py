@@ -148,7 +148,7 @@ class DisputeMixin:
         """Why the signed evidence does not hold, or ``None``. The certificate
         may have expired since: it was valid when the merchant signed."""
         try:
-            ev.envelope.verify(self.keyring.master.public_key)
+            ev.envelope.verify(self.master_public_key)
         except EcashError as exc:
             return f"the signed request does not check against the bank's master key: {exc}"
         try:

@@ -1,8 +1,10 @@
 """The bank's secrets on disk: master key, nonce PRF key and denomination keys.
 
-Secrets live in one directory of 0600 files and never in the database; the
-database holds only the public halves. Each generation of denomination keys
-is one file, written once (atomically) and read by every worker.
+Secrets live in one directory (0700) of 0600 files and never in the
+database; the database holds only the public halves. Each generation of
+denomination keys is one file, written once (atomically). Only the signer
+(:mod:`.signer_local`, in ``ecash bank signer`` or an operator's command)
+loads a :class:`KeyRing`; an HTTP worker never does.
 """
 
 from __future__ import annotations

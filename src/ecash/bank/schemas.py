@@ -1,80 +1,116 @@
-"""JSON schemas of the API's bodies, published in ``/openapi.json``.
+"""The error half of the contract: which problem ``code``s each operation can
+answer, by HTTP status, published in ``/openapi.json`` as an enum on the
+``code`` of each error response (the bodies themselves are ``models``).
 
-The handlers decode with the strict ``ecash.wire`` decoders; these schemas
-describe the same shapes for clients and for schema-driven fuzzing.
+A code missing here is a drift between the bank and its document: the tests
+validate every recorded response, problems included, against these enums.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+PROBLEM_MEDIA = "application/problem+json"
 
-def hexs(n: int) -> dict:
-    return {"type": "string", "pattern": f"^[0-9a-f]{{{2 * n}}}$"}
+ROLE_TEXT = {
+    "holder": "a holder's credential, for its own account",
+    "merchant": "a merchant's credential",
+    "operator": "the operator's credential",
+}
+
+AUTH: dict[int, set[str]] = {401: {"unauthenticated"}, 403: {"forbidden"},
+                             429: {"rate_limited"}}
+ALWAYS: dict[int, set[str]] = {
+    429: {"rate_limited"},  # per client address, before anything else
+    500: {"internal"},
+    503: {"database_unavailable", "signer_unavailable", "busy"},
+}
+SHAPE = {"missing_key", "unknown_key", "bad_type", "bad_hex", "wrong_length", "out_of_range",
+         "duplicate_key", "bad_value"}
+"""What a body's shape can be refused for (the mapping of pydantic's errors
+and of the JSON parser's, in ``api.validation_code``)."""
+BODY: dict[int, set[str]] = {400: {"not_json"}, 413: {"body_too_large"}, 422: SHAPE}
+CANONICAL = {"non_canonical_element", "identity_element", "non_canonical_scalar",
+             "zero_scalar"}
+SPENDS = CANONICAL | {"request_malformed", "bad_currency", "too_large"}
+PARAMETER: dict[int, set[str]] = {422: {"bad_parameter"}}
+ACCOUNT: dict[int, set[str]] = {404: {"not_found"}}
+
+OPERATION_CODES: dict[str, dict[int, set[str]]] = {
+    "spent_range": {404: {"unknown_generation"},
+                    422: {"bad_prefixes", "bad_prefix_bits", "bad_cursor"}},
+    "register": {409: {"identity_registered", "identity_taken"},
+                 422: CANONICAL | {"proof_invalid", "bad_identity"}},
+    "start_withdrawal": {402: {"insufficient_funds"}, 403: {
+        "account_not_active", "daily_load_limit", "net_load_limit"},
+        409: {"identity_not_registered"},
+        422: {"unknown_key", "key_not_withdrawable", "bad_coin_count", "account_closed"},
+        429: {"too_many_open_commitments"}},
+    "start_exchange": {402: {"insufficient_funds"}, 403: {"account_not_active"},
+                       409: {"identity_not_registered", "coin_already_spent",
+                             "redemption_refused"},
+                       422: SPENDS | {"unknown_key", "key_not_withdrawable", "bad_coin_count",
+                                      "redemption_refused", "bad_redemption",
+                                      "account_closed"},
+                       429: {"too_many_open_commitments"}},
+    "answer_withdrawal": {402: {"insufficient_funds"}, 403: {
+        "account_not_active", "daily_load_limit", "net_load_limit"},
+                          404: {"not_found"}, 409: {"challenges_mismatch", "redemption_refused",
+                                                    "bad_nonce", "coin_already_spent"},
+                          410: {"session_expired"},
+                          422: CANONICAL | {"bad_challenges", "redemption_refused"}},
+    "redeem": {403: {"account_not_active"}, 409: {"account_frozen"}, 413: {"batch_too_large"},
+               422: SPENDS | {"account_closed"}},
+    "close": {409: {"account_frozen"}, 422: {"account_closed"}},
+    "dispute": {422: SPENDS | {"bad_dispute", "bad_currency"}},
+    "certificate": {422: {"bad_public_key"}},
+    "deposit": {403: {"account_not_active"}, 413: {"batch_too_large"}, 422: SPENDS},
+    "open_account": {422: {"bad_holder", "bad_text"}},
+    "credit": {409: {"reference_reused"},
+               422: {"bad_amount", "bad_reference", "bad_text", "account_closed"}},
+    "set_status": {422: {"bad_status", "bad_text", "account_closed"}},
+    "register_merchant": {409: {"already_merchant", "merchant_id_taken"},
+                          422: {"bad_merchant_id", "bad_text"}},
+    "fraud_case": {404: {"not_found"}},
+    "dispute_info": {404: {"not_found"}},
+}
 
 
-INT = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
-STR = {"type": "string"}
+def _merge(*tables: dict[int, set[str]]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for table in tables:
+        for status, codes in table.items():
+            out.setdefault(status, set()).update(codes)
+    return out
 
 
-def obj(**props: Any) -> dict:
-    return {"type": "object", "properties": props, "required": list(props),
-            "additionalProperties": False}
+def problem_schema(codes: set[str]) -> dict:
+    return {"type": "object", "additionalProperties": False,
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                           "status": {"type": "integer"}, "detail": {"type": "string"},
+                           "code": {"type": "string", "enum": sorted(codes)}}}
 
 
-COIN = obj(key_id=hexs(32), A=hexs(32), B=hexs(32), z=hexs(32), a=hexs(32), b=hexs(32),
-           r=hexs(32))
-REQUEST = obj(merchant_id={"type": "string", "minLength": 1, "maxLength": 64}, amount=INT,
-              currency={"type": "string", "pattern": "^[A-Z]{3}$"}, timestamp_ms=INT,
-              nonce=hexs(16))
-SPEND = obj(coin=COIN, request=REQUEST, r1=hexs(32), r2=hexs(32))
-KEY = obj(key_id=hexs(32), h=hexs(32), value=INT, currency=STR, withdraw_start=INT,
-          withdraw_end=INT, deposit_end=INT, signature=hexs(64))
-POLICY = obj(currency=STR, deposit_window_s=INT, floor_limit=INT, holding_limit=INT,
-             single_payment_limit=INT, daily_offline_limit=INT, consecutive_offline_limit=INT,
-             issued_at=INT)
-KEYSET = obj(master_public_key=hexs(32), keys={"type": "array", "items": KEY}, policy=POLICY,
-             policy_signature=hexs(64))
-SPENDS = obj(spends={"type": "array", "items": SPEND, "minItems": 1, "maxItems": 1000})
-KEY_IDS = {"type": "array", "items": hexs(32), "minItems": 1, "maxItems": 256}
-WITHDRAW = obj(key_ids=KEY_IDS)
-EXCHANGE = obj(spends={"type": "array", "items": SPEND, "minItems": 1, "maxItems": 256},
-               key_ids=KEY_IDS)
-CHALLENGES = obj(challenges={"type": "array", "minItems": 1, "maxItems": 256, "items": {
-    "type": "array", "items": hexs(32), "minItems": 2, "maxItems": 2}})
-REGISTRATION = obj(I=hexs(32), t=hexs(32), p=hexs(32))
-SPENT_RANGE = obj(generation=INT, prefix_bits={"type": "integer", "minimum": 0, "maximum": 20},
-                  prefixes={"type": "array", "items": INT, "minItems": 1, "maxItems": 64,
-                            "uniqueItems": True},
-                  after={"oneOf": [hexs(32), {"type": "null"}]})
-PUBLIC_KEY = obj(public_key=hexs(32))
-OPEN_ACCOUNT = obj(holder={"type": "string", "minLength": 1, "maxLength": 200})
-CREDIT = obj(amount=INT, reference={"type": "string", "minLength": 1, "maxLength": 64})
-STATUS = obj(status={"type": "string", "enum": ["active", "frozen"]})
-MERCHANT = obj(merchant_id={"type": "string", "minLength": 1, "maxLength": 64})
-CERTIFICATE = obj(merchant_id={"type": "string", "minLength": 1, "maxLength": 64},
-                  public_key=hexs(32), valid_until=INT, signature=hexs(64))
-ENVELOPE = obj(request=REQUEST, pos_url=STR, certificate=CERTIFICATE, signature=hexs(64))
-REFUSAL = obj(request_id=hexs(32), payment_digest=hexs(32),
-              code={"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, signature=hexs(64))
-DISPUTE = obj(envelope=ENVELOPE, spends={"type": "array", "items": SPEND, "minItems": 1,
-                                         "maxItems": 256}, refusal=REFUSAL)
+def error_responses(name: str, *, role: str | None, body: bool,
+                    path_params: bool) -> dict[int | str, dict[str, Any]]:
+    """The operation's error responses: each status with its problem codes."""
+    tables = [ALWAYS, OPERATION_CODES.get(name, {})]
+    if role is not None:
+        tables.append(AUTH)
+    if body:
+        tables.append(BODY)
+    if path_params:
+        tables += [PARAMETER, ACCOUNT]
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, codes in sorted(_merge(*tables).items()):
+        out[status] = {
+            "description": "Problem details (RFC 9457); `code` is one of: "
+                           + ", ".join(f"`{c}`" for c in sorted(codes)),
+            "content": {PROBLEM_MEDIA: {"schema": problem_schema(codes)}}}
+    return out
 
 
-def body(schema: dict) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": schema}}}}
-
-
-def response(schema: dict) -> dict:
-    return {"responses": {"200": {"description": "OK", "content": {"application/json": {
-        "schema": schema}}}}}
-
-
-PROBLEM = {"type": "object", "required": ["type", "title", "status", "detail", "code"],
-           "properties": {"type": STR, "title": STR, "status": {"type": "integer"},
-                          "detail": STR, "code": STR}}
-PROBLEM_RESPONSES: dict[int | str, dict] = {
-    status: {"description": "Problem details (RFC 9457) with a stable `code`",
-             "content": {"application/problem+json": {"schema": PROBLEM}}}
-    for status in (400, 401, 402, 403, 404, 405, 409, 410, 413, 422, 429, 503)}
+def operation_extra(role: str | None) -> dict[str, Any]:
+    """``x-role``: who may call the operation (the bearer credential's role)."""
+    return {"x-role": role or "public"}

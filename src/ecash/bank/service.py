@@ -15,17 +15,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..crypto import group
 from ..crypto import registration as reg
-from ..crypto.keys import DenominationKey, Keyset, MerchantCertificate, Policy, certify_merchant
-from ..crypto.params import g2
-from ..crypto.withdrawal import holder_z
+from ..crypto.keys import DenominationKey, Keyset, MerchantCertificate, Policy
 from ..wire import json as wj
 from ..wire.payee import BadPayeeName, check_merchant_id
 from . import store
@@ -33,7 +29,6 @@ from .config import BankConfig
 from .deposit import DepositMixin
 from .disputes import DisputeMixin
 from .errors import BankError, forbidden, not_found
-from .keyring import KeyRing
 from .ledger import LedgerMixin, post
 from .schema import (
     accounts,
@@ -44,6 +39,8 @@ from .schema import (
     merchant_certificates,
     settings,
 )
+from .signer import Signer
+from .signer_local import LocalSigner
 from .spentset import SpentSetMixin
 from .withdraw import WithdrawMixin
 
@@ -74,8 +71,10 @@ def is_credential(token: str) -> bool:
 
 @dataclass(frozen=True)
 class KeyInfo:
+    """A denomination key as the bank's database knows it (the secret half
+    is the signer's alone)."""
+
     public: DenominationKey
-    x: int
     generation: int
     denomination: int
 
@@ -89,9 +88,13 @@ class Principal:
 
 
 class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin):
-    def __init__(self, engine: Engine, keyring: KeyRing, config: BankConfig | None = None,
+    """Holds no secret: every use of one is a call to ``signer`` (in process
+    for operator commands and tests, another process for the HTTP workers)."""
+
+    def __init__(self, engine: Engine, signer: Signer, config: BankConfig | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.engine, self.keyring, self.clock = engine, keyring, clock
+        self.engine, self.signer, self.clock = engine, signer, clock
+        self._master_public_key: bytes | None = None
         self.config = config or BankConfig()
         self._keys: dict[bytes, KeyInfo] = {}
         self._policy: tuple[Policy, bytes] | None = None
@@ -112,11 +115,15 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
 
     # --- setup --------------------------------------------------------------
     @classmethod
-    def open(cls, db_url: str, keys_dir: Path, config: BankConfig | None = None,
+    def open(cls, db_url: str, keys_or_signer: Path | Signer, config: BankConfig | None = None,
              clock: Callable[[], float] = time.time) -> Bank:
+        """The bank on ``db_url``; a key directory is opened in process (a
+        :class:`LocalSigner`: operator commands and tests), a signer is used as given."""
+        signer = (LocalSigner(Path(keys_or_signer)) if isinstance(keys_or_signer, str | Path)
+                  else keys_or_signer)
         engine = store.make_engine(db_url)
         store.upgrade(engine)
-        bank = cls(engine, KeyRing.load(keys_dir), config, clock)
+        bank = cls(engine, signer, config, clock)
         bank._load_config()
         return bank
 
@@ -130,8 +137,9 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
         with engine.connect() as conn:
             if conn.execute(select(settings.c.value).where(settings.c.name == "config")).first():
                 raise BankError("already_initialised", "this database already holds a bank", 409)
-        keyring = KeyRing.create(keys_dir)
-        bank = cls(engine, keyring, config, clock)
+        signer = LocalSigner.create(keys_dir)
+        master = signer.public_info().master_public_key
+        bank = cls(engine, signer, config, clock)
         now = bank.now()
         policy = Policy(config.currency, config.deposit_window_s, config.floor_limit,
                         config.holding_limit, config.single_payment_limit,
@@ -140,9 +148,9 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
         with engine.begin() as conn:
             conn.execute(settings.insert(), [
                 {"name": "config", "value": json.dumps(config.__dict__)},
-                {"name": "master_public_key", "value": keyring.master.public_key.hex()},
+                {"name": "master_public_key", "value": master.hex()},
                 {"name": "policy", "value": policy.canonical_json().decode()},
-                {"name": "policy_signature", "value": policy.sign(keyring.master).hex()},
+                {"name": "policy_signature", "value": signer.sign_policy(policy).hex()},
             ])
             conn.execute(credentials.insert().values(
                 token_hash=hash_token(token), role="operator", account=None, created_at=now))
@@ -174,16 +182,16 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
                 start = self.now()
             end = start + cfg.withdraw_period_s
             deposit_end = end + cfg.spend_period_s + cfg.deposit_window_s
-            gen = self.keyring.new_generation(number, cfg.denominations, cfg.currency, start,
+            keys = self.signer.new_generation(number, cfg.denominations, cfg.currency, start,
                                               end, deposit_end)
             conn.execute(generations.insert().values(
                 generation=number, withdraw_start=start, withdraw_end=end,
                 deposit_end=deposit_end))
             conn.execute(denomination_keys.insert(), [
-                {"key_id": k.public.key_id, "generation": number, "denomination": i,
-                 "value": k.public.value, "currency": k.public.currency, "h": k.public.h,
+                {"key_id": k.key_id, "generation": number, "denomination": i,
+                 "value": k.value, "currency": k.currency, "h": k.h,
                  "withdraw_start": start, "withdraw_end": end, "deposit_end": deposit_end,
-                 "signature": k.public.signature} for i, k in enumerate(gen.keys)])
+                 "signature": k.signature} for i, k in enumerate(keys)])
             store.ensure_partition(conn, number)
         self._keys.clear()
         return number
@@ -202,20 +210,26 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
         """Re-read every key. Called inside a transaction, it must read through
         that transaction's ``conn``: on SQLite a second connection begins with
         ``BEGIN IMMEDIATE`` and would wait for the write lock its own caller
-        holds (a fresh worker answering a session opened by another one)."""
-        self.keyring.reload()
+        holds (a fresh worker answering a session opened by another one).
+        The keys are the database's; the signer refuses one it holds no secret of."""
         if conn is None:
             with self.engine.connect() as own:
                 rows = own.execute(select(denomination_keys)).all()
         else:
             rows = conn.execute(select(denomination_keys)).all()
-        keys = {}
-        for r in rows:
-            secret = self.keyring.by_id.get(r.key_id)
-            if secret is None:
-                continue  # another bank's key, or files missing: never usable here
-            keys[r.key_id] = KeyInfo(secret.public, secret.x, r.generation, r.denomination)
-        self._keys = keys
+        self._keys = {r.key_id: KeyInfo(DenominationKey(
+            r.key_id, r.h, r.value, r.currency, r.withdraw_start, r.withdraw_end, r.deposit_end,
+            r.signature), r.generation, r.denomination) for r in rows}
+
+    @property
+    def master_public_key(self) -> bytes:
+        """The master public key, as recorded when the bank was made."""
+        if self._master_public_key is None:
+            with self.engine.connect() as conn:
+                value = conn.execute(select(settings.c.value).where(
+                    settings.c.name == "master_public_key")).scalar_one()
+            self._master_public_key = bytes.fromhex(value)
+        return self._master_public_key
 
     def policy(self) -> tuple[Policy, bytes]:
         if self._policy is None:
@@ -234,7 +248,7 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
         live = sorted((k.public for k in self._keys.values() if k.public.deposit_end >= now),
                       key=lambda k: (k.withdraw_start, k.value))
         policy, sig = self.policy()
-        return Keyset(self.keyring.master.public_key, tuple(live), policy, sig)
+        return Keyset(self.master_public_key, tuple(live), policy, sig)
 
     def withdrawable_key(self, key_id: bytes) -> KeyInfo:
         info = self.key(key_id)
@@ -394,9 +408,6 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
             conn.execute(update(accounts).where(accounts.c.id == account_pk).values(
                 identity=proof.I))
 
-    def holder_z(self, identity: bytes, key: KeyInfo) -> bytes:
-        return _z(identity, key.public.key_id, key.x)
-
     # --- merchants ----------------------------------------------------------
     def register_merchant(self, account_id: str, merchant_id: str) -> str:
         """Make an account a merchant; return the merchant credential (shown once).
@@ -465,8 +476,7 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
                 return MerchantCertificate(row.merchant_id, public_key, old.valid_until,
                                            old.signature)
             valid_until = self.now() + self.config.certificate_validity_s
-            cert = certify_merchant(self.keyring.master, row.merchant_id, public_key,
-                                    valid_until)
+            cert = self.signer.certify_terminal(row.merchant_id, public_key, valid_until)
             conn.execute(merchant_certificates.insert().values(
                 public_key=public_key, account=account_pk, valid_until=valid_until,
                 signature=cert.signature, issued_at=self.now()))
@@ -491,8 +501,3 @@ def _storable_id(account_id: str) -> bool:
         return False
     return True
 
-
-@lru_cache(maxsize=65_536)
-def _z(identity: bytes, key_id: bytes, x: int) -> bytes:
-    """``z = (I*g2)^x``: one per account and key, so cached."""
-    return holder_z(group.add(identity, g2), x)

@@ -20,7 +20,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from ..files import private_sqlite, sqlite_path
-from .pgpipe import Statement, pipeline
 from .schema import generations, spent_coins
 
 
@@ -222,49 +221,44 @@ class Sql:
 
     pg: str
     sqlite: str = field(init=False)
-    statement: Statement = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lite = re.sub(r"%\((\w+)\)s", r":\1", self.pg).replace(" FOR UPDATE", "")
         object.__setattr__(self, "sqlite", lite)
-        object.__setattr__(self, "statement", Statement(self.pg))
-
-
-def _in_transaction(driver: psycopg.Connection) -> bool:
-    return driver.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE
-
-
-def _broken(conn: Connection, driver: psycopg.Connection, exc: Exception) -> None:
-    if driver.broken:  # what SQLAlchemy does for its own statements
-        conn.invalidate(exc)
-        raise Disconnected(str(exc)) from exc
 
 
 def run(conn: Connection, *steps: tuple[Sql, Mapping], commit: bool = False
         ) -> list[list[tuple]]:
     """Run ``steps`` in order inside ``conn``'s transaction, straight on the
     driver; one list of row tuples per statement. On PostgreSQL the lot is one
-    pipeline (one round trip), with server-side prepared statements; each
-    statement still starts after the one before it has finished, so a read
-    placed after a ``FOR UPDATE`` sees what the lock holder committed. On
-    PostgreSQL the first call of a transaction (``engine.begin()``) sends its
-    ``BEGIN`` in its pipeline, not in a round trip of its own.
+    round trip in psycopg's pipeline mode (its ``BEGIN`` too, when the
+    transaction starts here), each statement prepared by psycopg once it
+    recurs; each still starts after the one before it has finished, so a read
+    placed after a ``FOR UPDATE`` sees what the lock holder committed.
 
     ``commit=True`` commits too, in the same round trip: these must then be the
     transaction's last statements (the block's own commit finds nothing left
     to do)."""
     driver = conn.connection.driver_connection
-    if is_postgres(conn):
-        try:
-            return pipeline(driver, [(sql.statement, params) for sql, params in steps],
-                            begin=not _in_transaction(driver), commit=commit)
-        except psycopg.OperationalError as exc:
-            _broken(conn, driver, exc)
-            raise
-    out = [driver.execute(sql.sqlite, params).fetchall() for sql, params in steps]
-    if commit:
-        driver.commit()
-    return out
+    if not is_postgres(conn):
+        out = [driver.execute(sql.sqlite, params).fetchall() for sql, params in steps]
+        if commit:
+            driver.commit()
+        return out
+    try:
+        with driver.pipeline():
+            cursors = [driver.cursor() for _ in steps]
+            for cur, (sql, params) in zip(cursors, steps, strict=True):
+                cur.execute(sql.pg, params)
+            if commit:  # in the same round trip (conn.commit() would sync once more)
+                driver.cursor().execute("COMMIT")
+        # the block's end has sent everything and read every result
+        return [cur.fetchall() if cur.description else [] for cur in cursors]
+    except psycopg.OperationalError as exc:
+        if driver.broken:  # what SQLAlchemy does for its own statements
+            conn.invalidate(exc)
+            raise Disconnected(str(exc)) from exc
+        raise
 
 
 class Disconnected(Exception):
@@ -272,10 +266,8 @@ class Disconnected(Exception):
     raise ``DBAPIError`` with ``connection_invalidated`` instead)."""
 
 
-# serialization failure, deadlock detected, a prepared statement psycopg
-# deallocated before a transaction's later pipeline, or one prepared again
-# after that (see pgpipe.pipeline)
-_RETRY_STATES = {"40001", "40P01", "26000", "42P05"}
+# serialization failure, deadlock detected
+_RETRY_STATES = {"40001", "40P01"}
 
 
 def is_transient(exc: Exception) -> bool:

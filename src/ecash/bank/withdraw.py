@@ -1,38 +1,35 @@
 """Withdrawal (load) and exchange, clause form only (ECASH-1 4, 9.1, 9.2).
 
-A session is opened with two commitments per coin, derived from a stored
-random nonce by a PRF under the bank's nonce key, so any worker can answer.
-The answer debits the account and stores every ``(c0, c1, beta, r)`` in one
-transaction; the same challenges again return the stored answers, any others
-are refused, and expired sessions are never answered.
+A session is opened with two commitments per coin, made by the signer from a
+nonce it issues (stored with the session, so any worker can have it
+answered). The answer debits the account and stores every ``(c0, c1, beta,
+r)`` in one transaction, the signer's answer asked for inside it; the same
+challenges again return the stored answers, any others are refused (by this
+module and, for a worker that would not, by the signer), and expired sessions
+are never answered.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from sqlalchemy import select
 
-from ..crypto import group
-from ..crypto.errors import EcashError
-from ..crypto.params import g2
 from ..crypto.payment import Spend
-from ..crypto.withdrawal import CommitmentNonces, bank_choose_branches
 from . import metrics
 from .errors import BankError, conflict, not_found
 from .ledger import LoadFlows, flows_of, load_flows, post_step
 from .schema import withdraw_sessions
+from .signer import ANSWER_BYTES, CHALLENGE_PAIR_BYTES, check_challenges
 from .store import Sql, retrying
-from .txn import CONNECTION, NeedsThread, Pipeline, Steps, run_steps
+from .txn import CONNECTION, Pipeline, Steps, run_steps
+
+__all__ = ["WithdrawMixin", "check_challenges"]
 
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
-ANSWER_BYTES = 33  # beta || r
-CHALLENGE_PAIR_BYTES = 64  # c0 || c1
-_ZERO = bytes(32)
 
 
 # The two transactions of a withdrawal run as plain SQL (see store.Sql): through
@@ -105,9 +102,9 @@ class _Session(NamedTuple):
 
 class WithdrawMixin:
     """The two steps of a withdrawal, each written once as transaction steps
-    (:mod:`.txn`): the methods run them on a thread, ``*_steps`` hand them to
-    a driver (the event loop's, on PostgreSQL), with ``on_loop=True`` where
-    they must not touch the database but through their pipelines."""
+    (:mod:`.txn`): the methods run them, ``*_steps`` hand them to a driver.
+    The signer is asked twice per session: ``commit`` before the start's
+    transaction, ``respond`` inside the answer's, once its checks passed."""
 
     def start_withdrawal(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
                          redeem: Sequence[Spend] | None = None) -> dict:
@@ -116,29 +113,34 @@ class WithdrawMixin:
         return run_steps(self.engine, self.start_steps(account_pk, key_ids, redeem=redeem))
 
     def start_steps(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
-                    redeem: Sequence[Spend] | None = None, on_loop: bool = False) -> Steps[dict]:
+                    redeem: Sequence[Spend] | None = None) -> Steps[dict]:
         cfg = self.config
         n = len(key_ids)
         if not 1 <= n <= cfg.max_coins_per_session:
             raise BankError("bad_coin_count", f"ask for 1 to {cfg.max_coins_per_session} coins")
-        if on_loop and (redeem is not None or not self._keys.keys() >= set(key_ids)):
-            raise NeedsThread()  # an exchange's checks and a key lookup read the database
         keys = {k: self.withdrawable_key(k) for k in dict.fromkeys(key_ids)}  # each key once
         total = sum(keys[k].public.value for k in key_ids)
         redeem_blob, redeem_total = None, 0
         if redeem is not None:
             redeem_blob, redeem_total = self.check_redemption(redeem, account_pk)
-        # The commitments (the costly part) are made before the transaction, for
-        # the identity last seen on this account; the insert requires that one.
+        # The commitments (the signer's costly part) are made before the
+        # transaction, for the identity last seen on this account; the insert
+        # requires that one.
         identity = self._identity_hint.get(account_pk)
         if identity is None:
             ((identity,),), = yield Pipeline([(_IDENTITY, {"pk": account_pk})], commit=True)
         params = {"pk": account_pk, "n": n, "total": total, "key_ids": b"".join(key_ids),
                   "kind": "exchange" if redeem else "withdraw", "redeem": redeem_blob,
                   "redeem_total": redeem_total, "cap": cfg.max_outstanding_coins}
+        packed_ids = b"".join(key_ids)
         for _ in range(3):  # again only when the identity was registered meanwhile
-            nonce, session_id, now = secrets.token_bytes(32), secrets.token_bytes(16), self.now()
-            commitments = session_commitments(self.keyring.nonce_key, nonce, identity, n)
+            if identity is None:  # nothing to commit to: the insert refuses
+                nonce, commitments, zs = bytes(32), b"", {}
+            else:
+                made = self.signer.commit(identity, packed_ids)
+                metrics.COMMITMENT_GROUP_CPU.inc(made.group_cpu_s)
+                nonce, commitments, zs = made.nonce, made.commitments, made.z
+            session_id, now = secrets.token_bytes(16), self.now()
             params.update(id=session_id, nonce=nonce, now=now, identity=identity,
                           expires_at=now + cfg.session_ttl_s, commitments=commitments)
             locked, inserted = yield Pipeline(
@@ -160,7 +162,7 @@ class WithdrawMixin:
         return {
             "session_id": session_id.hex(), "expires_at": now + cfg.session_ttl_s,
             "total": total, "redeem_total": redeem_total,
-            "z": {hex_id[k]: self.holder_z(identity, info).hex() for k, info in keys.items()},
+            "z": {hex_id[k]: zs[k].hex() for k in keys},
             "coins": [{"key_id": hex_id[k], "commitments": parts[4 * j:4 * j + 4]}
                       for j, k in enumerate(key_ids)],
         }
@@ -219,12 +221,6 @@ class WithdrawMixin:
         if acct.status != "active":
             raise BankError("account_not_active", f"account is {acct.status}", 403)
         ref = session_id.hex()
-        secrets_of = {}
-        for key_id in dict.fromkeys(s.key_ids[i:i + 32] for i in range(0, len(s.key_ids), 32)):
-            info = self._keys.get(key_id)
-            if info is None:  # a key this worker has not seen yet
-                info = self.key(key_id, (yield CONNECTION))
-            secrets_of[key_id] = info.x
         balance = acct.balance
         redeemed = 0
         journal = []
@@ -242,8 +238,9 @@ class WithdrawMixin:
             _check_limits(acct, flows_of(flows_row), loaded)
         if s.total > balance:
             raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
-        blob = _respond(packed, s.key_ids, CommitmentNonces(self.keyring.nonce_key, s.nonce),
-                        secrets_of.__getitem__)
+        # the session is locked and every check passed: the signer answers
+        # (a retry of this transaction gets the same answer from it)
+        blob = self.signer.respond(s.nonce, s.key_ids, packed)
         journal += [post_step(now, kind, me, "liability", amount, ref)
                     for kind, amount in (("exchange", s.total - loaded), ("load", loaded))
                     if amount]
@@ -286,62 +283,6 @@ def _check_limits(acct: _Account, flows: LoadFlows, total: int) -> None:
     if flows.net_in_window + total > acct.net_load_limit:
         raise BankError("net_load_limit", f"net load {flows.net_in_window} over the deposit"
                         f" window; the limit is {acct.net_load_limit}", 403)
-
-
-def session_commitments(nonce_key: bytes, nonce: bytes, identity: bytes | None, n: int) -> bytes:
-    """``a0 b0 a1 b1`` for ``n`` coins, each ``w`` derived from the session nonce
-    (9.1); empty when no identity is registered (the transaction refuses).
-    Like operations are done together: interleaved, they cost 5% more."""
-    if identity is None:
-        return b""
-    I_g2 = group.add(identity, g2)
-    ws = CommitmentNonces(nonce_key, nonce).many((j, branch) for j in range(n)
-                                                 for branch in (0, 1))
-    started = time.thread_time()
-    a = [group.base_mul(w) for w in ws]
-    b = [group.mul(I_g2, w) for w in ws]
-    metrics.COMMITMENT_GROUP_CPU.inc(time.thread_time() - started)
-    out: list[bytes] = [b""] * (4 * n)
-    out[0::4], out[1::4], out[2::4], out[3::4] = a[0::2], b[0::2], a[1::2], b[1::2]
-    return b"".join(out)
-
-
-def check_challenges(packed: bytes) -> None:
-    """Every challenge canonical and non-zero (9.3), checked in bulk: a scalar
-    whose last byte is below 0x10 is below 2^252 < q, and a zero scalar is 32
-    zero bytes; only a list failing either test is looked at one by one."""
-    if not packed or len(packed) % CHALLENGE_PAIR_BYTES:
-        raise BankError("bad_challenges", "expected one or more challenge pairs")
-    if max(packed[31::32]) < 0x10 and _ZERO not in packed:
-        return
-    for i in range(0, len(packed), 32):
-        what = f"challenges[{i // CHALLENGE_PAIR_BYTES}][{i // 32 % 2}]"
-        try:
-            c = group.decode_scalar(packed[i:i + 32])
-        except EcashError as exc:
-            raise type(exc)(f"{what}: {exc}", exc.code) from None
-        group.nonzero(c, what)
-
-
-def _respond(packed: bytes, key_ids: bytes, nonces: CommitmentNonces,
-             secret_of: Callable[[bytes], int]) -> bytes:
-    """``beta || r`` per coin with ``r = c_beta * x + w_beta`` (9.2 step 3):
-    ``beta`` from the CSPRNG, each key's secret looked up once."""
-    q = group.q
-    betas = bank_choose_branches(len(packed) // CHALLENGE_PAIR_BYTES)
-    ws = nonces.many(enumerate(betas))
-    xs: dict[bytes, int] = {}
-    out = bytearray()
-    for j, beta in enumerate(betas):
-        key_id = key_ids[j * 32:(j + 1) * 32]
-        x = xs.get(key_id)
-        if x is None:
-            x = xs[key_id] = secret_of(key_id)
-        at = j * CHALLENGE_PAIR_BYTES + 32 * beta
-        r = (int.from_bytes(packed[at:at + 32], "little") * x + ws[j]) % q
-        out.append(beta)
-        out += r.to_bytes(32, "little")
-    return bytes(out)
 
 
 def _unpack_answers(blob: bytes) -> list[tuple[int, bytes]]:

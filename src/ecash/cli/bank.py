@@ -28,7 +28,7 @@ Keys = Annotated[Path, typer.Option("--keys", envvar="ECASH_BANK_KEYS",
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _open(db: str, keys: Path):
+def _open(db: str, keys):  # type: ignore[no-untyped-def]
     from ..bank.errors import BankError
     from ..bank.service import Bank
 
@@ -64,7 +64,7 @@ def init(db: Db, keys: Keys, currency: str = "CNY", as_json: Json = False) -> No
     from ..wire.json import keyset_fingerprint
 
     fp = keyset_fingerprint(bank.keyset())
-    master = bank.keyring.master.public_key
+    master = bank.master_public_key
     data = {"master_public_key": master.hex(),
             "master_key_fingerprint": master_key_fingerprint(master),
             "keyset_fingerprint": fp, "operator_credential": token}
@@ -80,7 +80,49 @@ def init(db: Db, keys: Keys, currency: str = "CNY", as_json: Json = False) -> No
 
 
 @app.command()
-def serve(db: Db, keys: Keys, host: str = "127.0.0.1", port: int = 8400,
+def signer(keys: Keys, socket: Annotated[Path, typer.Option(
+               "--socket", envvar="ECASH_BANK_SIGNER", help="UNIX socket to listen on.")],
+           window: Annotated[int, typer.Option(
+               help="Seconds a session's commitments may be answered (at least the bank's"
+                    " session lifetime).")] = 3600,
+           group_shared: Annotated[bool, typer.Option(
+               "--group-shared/--private",
+               help="Socket mode 0660 (the workers' user in the group) or 0600.")] = True,
+           ) -> None:
+    """Hold the bank's secret keys and answer the HTTP workers over a UNIX socket.
+
+    Run it as the one user that may read the key directory; `ecash bank serve
+    --signer` connects to the socket and never reads a key."""
+    import signal
+
+    from ..bank.signer_local import LocalSigner
+    from ..bank.signer_server import serve_signer
+
+    try:
+        local = LocalSigner(keys, window_s=window)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot open the key directory: {exc}")
+
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        serve_signer(local, socket, mode=0o660 if group_shared else 0o600,
+                     ready=lambda: console.print(f"signer listening on {socket}",
+                                                 highlight=False, soft_wrap=True))
+    except FileExistsError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+Signer = Annotated[Path, typer.Option("--signer", envvar="ECASH_BANK_SIGNER",
+                                      help="UNIX socket of `ecash bank signer`.")]
+
+
+@app.command()
+def serve(db: Db, signer: Signer, host: str = "127.0.0.1", port: int = 8400,
           workers: Annotated[int, typer.Option(help="Worker processes (one per core).")] = 1,
           tls_cert: Annotated[str | None, typer.Option("--tls-cert")] = None,
           tls_key: Annotated[str | None, typer.Option("--tls-key")] = None,
@@ -88,20 +130,43 @@ def serve(db: Db, keys: Keys, host: str = "127.0.0.1", port: int = 8400,
               "--metrics-listen", metavar="HOST:PORT",
               help="Also serve /metrics here without a credential (keep it on the"
                    " operator's network); on the API it needs an operator credential.")
+              ] = None,
+          rate_limit_storage: Annotated[str | None, typer.Option(
+              "--rate-limit-storage", envvar="ECASH_RATE_LIMIT_STORAGE", metavar="URI",
+              help="Where the workers share their rate limits: redis://HOST:PORT or"
+                   " memcached://HOST:PORT (needed with more than one worker).")
               ] = None) -> None:
-    """Serve the HTTP API (run it behind TLS in production)."""
-    from ..bank.server import parse_listen
+    """Serve the HTTP API (run it behind TLS in production); every use of a
+    secret key is a question to the signer (`ecash bank signer`)."""
     from ..bank.server import serve as run
+    from ..bank.signer import SignerClient
+    from ..serving.threaded import check_port_free, parse_listen
 
     if metrics_listen:
         try:
             parse_listen(metrics_listen)
         except ValueError as exc:
             fail(f"--metrics-listen: {exc}")
-    bank = _open(db, keys)  # fail early on a bad database or key directory
+    bank = _open(db, SignerClient(signer))  # fail early on a bad database
+    _check_signer(bank)
+    check_port_free(host, port)  # before announcing it
     _announce(bank, host, port, tls=bool(tls_cert))
-    run(db, keys, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key,
-        metrics_listen=metrics_listen)
+    run(db, str(signer), host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key,
+        metrics_listen=metrics_listen, rate_limit_storage=rate_limit_storage)
+
+
+def _check_signer(bank) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a signer holding another bank's master key; a signer not yet
+    up is only reported (the workers connect on their first withdrawal)."""
+    from ..bank.signer import SignerUnavailable
+
+    try:
+        master = bank.signer.public_info().master_public_key
+    except SignerUnavailable as exc:
+        console.print(f"[yellow]warning[/]: {escape(exc.detail)}", soft_wrap=True)
+        return
+    if master != bank.master_public_key:
+        fail("the signer holds another bank's master key")
 
 
 def _announce(bank, host: str, port: int, *, tls: bool) -> None:  # type: ignore[no-untyped-def]
@@ -111,7 +176,7 @@ def _announce(bank, host: str, port: int, *, tls: bool) -> None:  # type: ignore
     from ..wire.fingerprint import master_key_fingerprint
 
     where = f"[{host}]" if ":" in host else host
-    fp = master_key_fingerprint(bank.keyring.master.public_key)
+    fp = master_key_fingerprint(bank.master_public_key)
     console.print(f"Serving the bank at {'https' if tls else 'http'}://{where}:{port}\n"
                   f"  master key fingerprint {fp}", highlight=False, soft_wrap=True)
     console.file.flush()

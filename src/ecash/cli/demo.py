@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from .. import demo as story
 from .common import console, fail
 
 
@@ -24,6 +23,8 @@ def demo(
 ) -> None:
     """Run a bank, two terminals and two wallets on 127.0.0.1: pay, settle, and
     catch a holder who copies the wallet file to spend a coin twice."""
+    from .. import demo as story  # the bank and the terminal: their extras, imported here
+
     started = time.monotonic()
 
     def say(title: str, detail: str) -> None:

@@ -330,6 +330,7 @@ def serve(store: Store,
 
             t.verify_pool = ProcessPoolExecutor(verify_workers,
                                                 mp_context=multiprocessing.get_context("spawn"))
+            t.verify_workers = verify_workers
             for f in [t.verify_pool.submit(verdicts, []) for _ in range(verify_workers)]:
                 f.result()  # start the workers now, not during the first payment
         console.print(f"terminal of [bold]{t.merchant_id}[/] on http://{host}:{port}/"

@@ -93,7 +93,7 @@ def verify_spends(items: Sequence[Item], *, pool: Executor | None = None,
     own = pool is None
     executor = pool or make_pool(processes)
     try:
-        workers = getattr(executor, "_max_workers", None) or default_processes()
+        workers = processes or default_processes()  # a pool is sized so by make_pool
         n = max(1, -(-len(items) // (workers * 4)))
         chunks = [items[i:i + n] for i in range(0, len(items), n)]
         out: list[Verdict] = []

@@ -203,7 +203,7 @@ def _verify(t: Terminal, items: list[tuple[Spend, DenominationKey]]) -> None:
     if pool is None or len(items) < 4:
         results = verdicts(items)
     else:
-        workers = getattr(pool, "_max_workers", 1)
+        workers = max(t.verify_workers, 1)
         share = -(-len(items) // (workers + 1))
         futures = [pool.submit(verdicts, items[i:i + share])
                    for i in range(share, len(items), share)]

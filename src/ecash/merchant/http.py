@@ -73,7 +73,7 @@ async def read_body(request: Request) -> bytes:
 
 def decode_payment(body: bytes) -> list:
     """``{"spends": [spend, ...]}``, strictly (raises :class:`EcashError`)."""
-    obj = wj._object(wj.loads(body), ("spends",), "body")
+    obj = wj.exact_object(wj.loads(body), ("spends",), "body")
     spends = obj["spends"]
     if not isinstance(spends, list) or not 1 <= len(spends) <= MAX_COINS:
         raise WireError(f"spends: expected a list of 1 to {MAX_COINS} spends", "bad_type")
@@ -221,7 +221,7 @@ def create_app(t: Terminal, *, public_url: str | None = None,
         cashier(request)
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise MerchantError("bad_content_type", "send application/json")
-        body = wj._object(wj.loads(await read_body(request)), ("amount",), "body")
+        body = wj.exact_object(wj.loads(await read_body(request)), ("amount",), "body")
         base = public_url or str(request.base_url)
         env = await run_in_threadpool(t.create_request, wj.integer(body["amount"], "amount"),
                                       pos_base=base)

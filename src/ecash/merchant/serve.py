@@ -11,8 +11,13 @@ import time
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from ..bank.deadlines import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, default_max_connections
-from ..bank.server import QuietServer, bounded
+from ..serving.deadlines import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    BodyDeadline,
+    bounded,
+    default_max_connections,
+)
 from .errors import MerchantError
 from .http import LOOPBACK, create_app
 from .settle import retry_pending
@@ -72,7 +77,7 @@ def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
           log_level: str = "info", header_timeout: float = HEADER_TIMEOUT_S,
           body_timeout: float = BODY_TIMEOUT_S, max_connections: int | None = None) -> None:
     """Serve until interrupted; then stop the settler and close the terminal.
-    Requests are bounded as the bank's are (:mod:`ecash.bank.deadlines`)."""
+    Requests are bounded as the bank's are (:mod:`ecash.serving.deadlines`)."""
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gc.collect()
@@ -89,11 +94,10 @@ def serve(t: Terminal, *, host: str = "127.0.0.1", port: int = 8480,
 
     app = create_app(t, public_url=public_url, on_shutdown=stop,
                      cashier_clients=None if remote_cashier else LOOPBACK)
-    # the bank's quiet loop (one tick a second when idle), one write per answer,
-    # its read deadlines and connection cap
-    server = QuietServer(uvicorn.Config(app, **bounded(dict(
+    # the bank's read deadlines and connection cap
+    server = uvicorn.Server(uvicorn.Config(BodyDeadline(app, body_timeout), **bounded(dict(
         host=host, port=port, log_level=log_level, access_log=False,
-        timeout_graceful_shutdown=5), header_timeout, body_timeout,
+        timeout_graceful_shutdown=5), header_timeout,
         max_connections or default_max_connections())))
     server.run()
     if not server.started:  # the port is taken, say: uvicorn has logged why

@@ -52,6 +52,7 @@ class Terminal:
         self.name = (name or socket.gethostname())[:64]
         self.bank_factory = bank_factory or default_bank_factory
         self.verify_pool = None  # an Executor to verify big payments on several cores
+        self.verify_workers = 0  # its number of workers
         s = store.settings()
         if "merchant_id" not in s:
             raise NotInitialised()

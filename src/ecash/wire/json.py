@@ -66,7 +66,10 @@ def dumps(obj: Any) -> str:
 
 # --- field readers -----------------------------------------------------------
 
-def _object(v: Any, keys: tuple[str, ...], what: str) -> dict:
+def exact_object(v: Any, keys: tuple[str, ...], what: str) -> dict:
+    """``v`` if it is a JSON object with exactly ``keys`` (``what`` names it in
+    the error): the check every section 8 object starts with, for callers that
+    read a small body of their own (the merchant's HTTP API)."""
     if not isinstance(v, dict):
         raise WireError(f"{what}: expected a JSON object", "bad_type")
     missing = [k for k in keys if k not in v]
@@ -76,6 +79,9 @@ def _object(v: Any, keys: tuple[str, ...], what: str) -> dict:
     if extra:
         raise WireError(f"{what}: unknown key(s) {', '.join(map(str, extra))}", "unknown_key")
     return v
+
+
+_object = exact_object
 
 
 def hex_bytes(v: Any, n: int, what: str) -> bytes:
