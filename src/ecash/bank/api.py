@@ -196,15 +196,21 @@ def principal_of(request: Request, role: str) -> Principal:
     return who
 
 
-def needs(role: str) -> Callable[..., Principal]:
-    """The dependency of a ``role``'s operations (documented as bearer security)."""
-    def dependency(request: Request, _: Bearer) -> Principal:
+def needs(role: str) -> Callable[..., Awaitable[Principal]]:
+    """The dependency of a ``role``'s operations (documented as bearer security).
+
+    The dependencies are coroutines, run on the event loop: FastAPI would run
+    plain functions on a worker thread of their own, a second thread hop per
+    request beside the core's. Credentials and account ids are remembered by
+    the core, so only the first request of each reads the database here (on
+    the loop, as the earlier hot endpoints did)."""
+    async def dependency(request: Request, _: Bearer) -> Principal:
         return principal_of(request, role)
 
     return dependency
 
 
-def owner(request: Request, account_id: str, _: Bearer) -> int:
+async def owner(request: Request, account_id: str, _: Bearer) -> int:
     """The internal id of the path's account, if the request's credential is
     its holder's: checked before the body is judged, so that another account's
     credential learns nothing from a body's errors."""
