@@ -4,8 +4,8 @@
 A limit of ``rate`` requests a second with bursts of ``burst`` seconds' worth
 is a moving window of ``rate * burst`` requests over ``burst`` seconds: no
 more than that in any such span, however the requests fall. The storage is
-``memory://`` for one worker; several workers must share one (``redis://``,
-``memcached://``), or each would grant the whole limit and they would
+``memory://`` for one worker; several workers must share one (``redis://``, the
+client the ``bank`` extra installs), or each would grant the whole limit and they would
 multiply with the workers (``ecash bank serve`` refuses that).
 
 The per-principal limit is keyed on who a credential belongs to (its role

@@ -45,7 +45,7 @@ def serve(db_url: str, signer_socket: str | Path, *, host: str = "127.0.0.1",
     storage = rate_limit_storage or MEMORY
     if workers > 1 and storage.startswith(MEMORY):
         raise SystemExit("error: several workers need a rate-limit storage they share"
-                         " (redis://HOST:PORT or memcached://HOST:PORT), not memory://")
+                         " (redis://HOST:PORT), not memory://")
     check_port_free(host, port)
     os.environ["ECASH_BANK_DB"] = db_url
     os.environ["ECASH_BANK_SIGNER"] = str(signer_socket)

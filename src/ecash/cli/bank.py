@@ -133,8 +133,8 @@ def serve(db: Db, signer: Signer, host: str = "127.0.0.1", port: int = 8400,
               ] = None,
           rate_limit_storage: Annotated[str | None, typer.Option(
               "--rate-limit-storage", envvar="ECASH_RATE_LIMIT_STORAGE", metavar="URI",
-              help="Where the workers share their rate limits: redis://HOST:PORT or"
-                   " memcached://HOST:PORT (needed with more than one worker).")
+              help="Where the workers share their rate limits: redis://HOST:PORT"
+                   " (needed with more than one worker; default memory://).")
               ] = None) -> None:
     """Serve the HTTP API (run it behind TLS in production); every use of a
     secret key is a question to the signer (`ecash bank signer`)."""
