@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from ecash.bank.client import BankClient, BankHTTPError, BankUnreachable
 from ecash.bank.config import BankConfig
 from ecash.bank.schema import withdraw_sessions
-from ecash.bank.withdraw import check_challenges
+from ecash.bank.signer import check_challenges
 from ecash.crypto import group
 from ecash.crypto.coin import verify_coin
 from ecash.crypto.errors import EcashError

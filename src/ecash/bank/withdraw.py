@@ -26,8 +26,6 @@ from .signer import ANSWER_BYTES, CHALLENGE_PAIR_BYTES, check_challenges
 from .store import Sql, retrying
 from .txn import CONNECTION, Pipeline, Steps, run_steps
 
-__all__ = ["WithdrawMixin", "check_challenges"]
-
 DAY = 86_400
 COMMITMENT_BYTES = 128  # a0 b0 a1 b1
 
@@ -264,7 +262,7 @@ class WithdrawMixin:
             answers = _unpack_answers(s.answers)
             coins = []
             for j in range(s.n_coins):
-                cm = s.commitments[j * 128:(j + 1) * 128]
+                cm = s.commitments[j * COMMITMENT_BYTES:(j + 1) * COMMITMENT_BYTES]
                 ch = s.challenges[j * 64:(j + 1) * 64]
                 coins.append({"key_id": s.key_ids[j * 32:(j + 1) * 32].hex(),
                               "commitments": [cm[o:o + 32].hex() for o in (0, 32, 64, 96)],
