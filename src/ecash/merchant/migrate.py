@@ -57,8 +57,21 @@ def _v1_to_v2(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE refusals DROP COLUMN detail")  # text payers chose
 
 
-STEPS: dict[str, Callable[[Connection], None]] = {"1": _v1_to_v2}
-NEXT = {"1": "2"}
+def _v2_to_v3(conn: Connection) -> None:
+    """A sale's description (docs/extensions.md) and the cashier's cancel.
+
+    ``status`` grows to hold ``cancelled`` (SQLite does not enforce a
+    VARCHAR length, PostgreSQL does).
+    """
+    conn.exec_driver_sql("ALTER TABLE requests ADD COLUMN description TEXT")
+    conn.exec_driver_sql("ALTER TABLE requests ADD COLUMN description_signature"
+                         + (" BYTEA" if conn.dialect.name == "postgresql" else " BLOB"))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE requests ALTER COLUMN status TYPE VARCHAR(16)")
+
+
+STEPS: dict[str, Callable[[Connection], None]] = {"1": _v1_to_v2, "2": _v2_to_v3}
+NEXT = {"1": "2", "2": "3"}
 
 
 def upgrade(engine: Engine) -> None:

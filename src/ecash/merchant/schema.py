@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 REFUSALS_KEPT = 8  # refusal log lines kept per request (the count goes on)
 
 metadata = MetaData()
@@ -61,9 +61,10 @@ requests = Table(
            nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
     Column("terminal", String(64), nullable=False),
-    # open | pending (checking with the bank) | paid | refused: the first payment
-    # that is not open decides the request (ECASH-1 5.1)
-    Column("status", String(8), nullable=False),
+    # open | pending (checking with the bank) | paid | refused | cancelled: the
+    # first payment that is not open decides the request (ECASH-1 5.1); a
+    # cashier's cancel decides an open one (no payment is taken after it)
+    Column("status", String(16), nullable=False),
     Column("online", Boolean, nullable=False, default=False),
     Column("paid_ms", BigInteger),  # when the deciding payment was stored or refused
     # the deciding payment's ECASH-1 5.1 payment_digest
@@ -72,6 +73,9 @@ requests = Table(
     Column("receipt", LargeBinary(64)),
     Column("code", String(64)),  # why it was refused (status refused)
     Column("refused_count", Integer, nullable=False, default=0),  # every refusal, ever
+    # what is being bought (docs/extensions.md), signed by the request's key
+    Column("description", Text),
+    Column("description_signature", LargeBinary(64)),
 )
 
 transcripts = Table(

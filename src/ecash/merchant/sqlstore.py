@@ -72,7 +72,8 @@ class _Sql:
 
 _REQUEST_COLUMNS = ("merchant_id", "amount", "currency", "timestamp_ms", "nonce", "pos_url",
                     "public_key", "signature", "terminal", "expires_ms", "status", "online",
-                    "paid_ms", "payment_digest", "coins", "receipt", "code", "refused_count")
+                    "paid_ms", "payment_digest", "coins", "receipt", "code", "refused_count",
+                    "description", "description_signature")
 _REQUEST = _Sql(f"SELECT {', '.join(_REQUEST_COLUMNS)} FROM requests"
                 " WHERE request_id = %(rid)s")
 _CLAIM = _Sql("UPDATE requests SET status = %(status)s, paid_ms = %(paid_ms)s,"
@@ -156,7 +157,9 @@ class SqlStore(TerminalStore):
                     amount=r.amount, currency=r.currency, timestamp_ms=r.timestamp_ms,
                     expires_ms=record.expires_ms, pos_url=record.pos_url,
                     public_key=record.public_key, signature=record.signature,
-                    terminal=record.terminal[:64], status="open", online=False))
+                    terminal=record.terminal[:64], status="open", online=False,
+                    description=record.description,
+                    description_signature=record.description_signature))
         except IntegrityError:
             return False
         return True
@@ -169,7 +172,8 @@ class SqlStore(TerminalStore):
         req = PaymentRequest(r.merchant_id, r.amount, r.currency, r.timestamp_ms, r.nonce)
         return RequestRecord(req, r.pos_url, r.public_key, r.signature, r.terminal, r.expires_ms,
                              r.status, bool(r.online), r.paid_ms, r.payment_digest, r.coins,
-                             r.receipt, r.code, r.refused_count or 0)
+                             r.receipt, r.code, r.refused_count or 0, r.description,
+                             r.description_signature)
 
     # --- acceptance ---------------------------------------------------------
 

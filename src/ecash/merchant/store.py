@@ -36,7 +36,7 @@ class RequestRecord:
     signature: bytes
     terminal: str
     expires_ms: int
-    status: str = "open"  # open | pending | paid | refused
+    status: str = "open"  # open | pending | paid | refused | cancelled
     online: bool = False
     paid_ms: int | None = None
     payment_digest: bytes | None = None
@@ -44,6 +44,8 @@ class RequestRecord:
     receipt: bytes | None = None
     code: str | None = None  # why it was refused
     refused_count: int = 0
+    description: str | None = None  # what is being bought (docs/extensions.md)
+    description_signature: bytes | None = None
 
 
 @dataclass(frozen=True)
