@@ -192,3 +192,26 @@ def test_verify(files, args, stdin, code, stdout, stderr):
 
 def test_console_script_is_installed():
     assert ECASH.exists(), f"console script not found next to {sys.executable}"
+
+
+@pytest.mark.parametrize(("args", "stdin", "code", "stdout", "stderr"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_verify_json(files, args, stdin, code, stdout, stderr):
+    """The same cases with ``--json``: the same exit code, exactly one JSON object
+    on stdout (the verdict, or the contract's error), the words still on stderr."""
+    res = run([*args, "--json"], files, (files / stdin).read_bytes() if stdin else b"")
+    out, err = res.stdout.decode(), res.stderr.decode()
+    assert res.returncode == code, (out, err)
+    assert "Traceback" not in out + err
+    obj = json.loads(out)  # one object, nothing else
+    if code == 0:
+        assert obj["valid"] is True and obj["what"] == args[0].replace("-", "_")
+        if args[0] == "double-spend":
+            assert [obj["identity"]] == stdout
+        return
+    assert set(obj) == {"error", "message", "exit"} and obj["exit"] == code, obj
+    assert stderr in err
+    if code == 1:  # the same code and words as the plain line
+        assert err == f"invalid: {obj['error']}: {obj['message']}\n"
+    else:
+        assert obj["error"] in ("unreadable_input", "usage") and obj["message"], obj

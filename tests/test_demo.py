@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,10 @@ def test_demo_runs_and_writes_the_proof(tmp_path):
     out = tmp_path / "out"
     run = subprocess.run([*ecash(), "demo", "--out", str(out), "--dir", str(tmp_path / "work")],
                          capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "COLUMNS": "120"})
+                         env={**os.environ, "COLUMNS": "200"})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "every check passed" in run.stdout
+    _assert_told_in_plain_words(run)
 
     keys = {k.key_id: k for k in map(wj.key_from_json, json.loads((out / "keys.json").read_text()))}
     spend_files = sorted((out / "spends").glob("*.json"))
@@ -54,3 +56,30 @@ def test_demo_runs_and_writes_the_proof(tmp_path):
                             "--identity", identity.strip()], capture_output=True, text=True,
                            timeout=60)
     assert check.returncode == 0 and check.stdout.strip() == identity.strip(), check.stderr
+
+
+def _assert_told_in_plain_words(run: subprocess.CompletedProcess) -> None:
+    """The story in yuan through the money module, terms explained, no log line."""
+    told = " ".join(run.stdout.split())  # Babel puts a no-break space after "CNY"
+    for line in ("balance CNY 500.00",  # 50,000 fen credited to each holder
+                 "loaded CNY 80.00 as",
+                 "Alice pays CNY 12.50 to bakery for '2 croissants'",
+                 "Bob pays CNY 7.30 to bookshop for 'a notebook'",
+                 "Alice pays CNY 0.99 to bookshop for 'a bookmark'",
+                 "QR code (a payment link)",
+                 "coins (pieces of cash the bank signs, each of a fixed value)",
+                 "below the floor limit (the amount under which a till accepts",
+                 "spend transcript (the signed record of that payment)",
+                 "spent twice (a double spend)",
+                 "made good by the bank",
+                 "his account is frozen",
+                 "the bank has frozen this account (case 1): double spending: case 1;"
+                 " contact the bank"):
+        assert line in told, (line, run.stdout)
+    # never minor units beside the currency: every amount has the yuan's two decimals
+    assert not re.search(r"\b\d+ CNY\b", told), run.stdout
+    bare = re.findall(r"CNY (\d[\d,]*)(?![\d,]*\.\d\d)", told)
+    assert not bare, (bare, run.stdout)
+    # the bank's warning of the double spend is told by the story, not logged
+    assert run.stderr == "", run.stderr
+    assert "names account" not in run.stdout

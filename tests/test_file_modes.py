@@ -74,7 +74,7 @@ def test_every_file_of_bank_terminal_and_wallet_is_owner_only(tmp_path):
 
     master = ecash("bank", "init", *db)["master_public_key"]
     alice = ecash("bank", "open-account", "--holder", "Alice", *db)
-    ecash("bank", "credit", alice["account_id"], "5000", "--reference", "pay-in-1", *db)
+    ecash("bank", "credit", alice["account_id"], "5000.00", "--reference", "pay-in-1", *db)
     shop = ecash("bank", "open-account", "--holder", "The Shop", *db)
     merchant = ecash("bank", "register-merchant", shop["account_id"], "--merchant-id", "shop",
                      *db)

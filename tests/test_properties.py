@@ -789,7 +789,7 @@ def test_text_decoders_on_arbitrary_text(prefix, body, with_prefix, pad):
         obj = decode(raw)
     except EcashError:
         return
-    assert encode(obj) == raw.strip()
+    assert encode(obj) == "".join(raw.split())  # line breaks inside a text are ignored
 
 
 @CHEAP

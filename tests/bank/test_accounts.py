@@ -209,11 +209,11 @@ def test_merchants_and_certificates(env):
     other_shop = env.client(env.operator.register_merchant(other, "other"))
     with refused(403, "forbidden"):
         other_shop.certify(terminal.public_key)
-    env.operator.set_status(other, "frozen")
+    env.operator.set_status(other, "frozen", "test: frozen")
     with refused(403, "forbidden"):
         other_shop.certify(SigningKey.from_seed(b"\x06" * 32).public_key)
     with refused(422, "bad_status"):
-        env.operator.set_status(other, "closed")
+        env.operator.set_status(other, "closed", "test")
 
 
 def _at_once(n: int, fn) -> list:

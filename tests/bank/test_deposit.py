@@ -113,9 +113,16 @@ def test_same_coins_deposited_by_two_merchants_at_once(env, drained):
     assert balance_of(env, alice.account_id) == alice_before - from_balance
     assert shop1.merchant()["balance"] + shop2.merchant()["balance"] == 2 * n
     assert balance_of(env, bystander.account_id) == 1000
-    assert env.operator.operator_account(alice.account_id)["status"] == "frozen"
-    with refused(403, "account_not_active"):
+    seen = env.operator.operator_account(alice.account_id)
+    assert seen["status"] == "frozen"
+    # the freeze says why, with the first case that froze it, to the holder too
+    first = min(c["case"] for c in cases)
+    assert (seen["frozen_reason"], seen["frozen_case"]) == (f"double spending: case {first}",
+                                                            first)
+    assert [(e["action"], e["case"]) for e in seen["events"]][:1] == [("frozen", first)]
+    with refused(403, "account_frozen") as why:
         alice.start([1])
+    assert why.value.extra == {"reason": f"double spending: case {first}", "case": first}
     after = assert_audit_ok(env)
     assert before["liability"] - after["liability"] == n  # each coin leaves once
     assert after["receivable"] == receivable

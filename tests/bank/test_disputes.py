@@ -18,6 +18,7 @@ from ecash.crypto import sign
 from ecash.crypto.keys import MerchantCertificate, certify_merchant
 from ecash.crypto.payment import PaymentRequest, SignedRequest, Spend, sign_request
 from ecash.crypto.refusal import Refusal, make_refusal
+from ecash.money import format_money
 from ecash.wire import binary
 from ecash.wire import json as wj
 
@@ -194,13 +195,14 @@ def test_an_operators_freeze_is_not_lifted_by_a_dispute(env):
     coins, envelope, spends, refusal = refused_then_deposited(env, alice, evil, [16])
     [verdict] = spend_again(env, alice, honest, coins)
     assert verdict["status"] == "double_spent"
-    env.operator.set_status(alice.account_id, "frozen")  # the operator's own decision
+    # the operator's own decision
+    env.operator.set_status(alice.account_id, "frozen", "checking a complaint")
     answer = alice.client.dispute(alice.account_id, envelope, spends, refusal)
     assert answer["status"] == "upheld"
     assert env.operator.dispute_info(answer["dispute"])["voided_fraud_cases"] == [
         verdict["fraud_case"]]
     assert env.operator.operator_account(alice.account_id)["status"] == "frozen"
-    env.operator.set_status(alice.account_id, "active")
+    env.operator.set_status(alice.account_id, "active", "complaint settled")
     assert env.operator.operator_account(alice.account_id)["status"] == "active"
     assert_audit_ok(env)
 
@@ -306,7 +308,7 @@ def test_operator_cli_lists_and_shows_disputes(env):
     listed = cli("dispute", "list")
     assert "upheld" in listed and alice.account_id in listed and "evil" in listed
     shown = cli("dispute", "show", str(answer["dispute"]))
-    assert f"merchant case {answer['case']}: value 0.16 CNY" in shown
+    assert f"merchant case {answer['case']}: value {format_money(16, 'CNY')}" in shown
     assert f"voided fraud cases: {named['fraud_case']}" in shown
     assert coins[0][0].coin_id.hex() in shown
     assert f"by dispute {answer['dispute']}" in cli("fraud", "list")

@@ -26,6 +26,7 @@ from ecash.bank.api import create_app
 from ecash.bank.ratelimit import RateLimiter
 from ecash.bank.service import Bank
 from ecash.demo import ecash_command
+from ecash.money import format_money
 from ecash.serving.threaded import ThreadedServer, free_port
 from ecash.wire.payee import BadPayeeName, check_merchant_id, shown
 
@@ -249,7 +250,8 @@ def test_a_credit_reference_reused_with_another_amount_is_refused(env):
     before = state_snapshot(env)
     with refused(409, "reference_reused") as info:
         env.operator.credit(alice.account_id, 250, "wire-7")
-    assert "100" in str(info.value) and "250" in str(info.value)
+    assert format_money(100, "CNY") in str(info.value)
+    assert format_money(250, "CNY") in str(info.value)
     assert state_snapshot(env) == before
     assert env.operator.credit(alice.account_id, 250, "wire-8") == 350
 
@@ -267,13 +269,16 @@ def test_the_cli_refuses_a_reused_reference_too(tmp_path):
                               capture_output=True, text=True, timeout=120,
                               env={**os.environ, "COLUMNS": "200"})
 
-    first = credit("100")
+    first = credit("1.00")  # major units: CNY 1.00 is 100 fen
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["balance"] == 100
-    again = credit("100")
+    again = credit("1")
     assert again.returncode == 0 and json.loads(again.stdout)["balance"] == 100
-    other = credit("250")
-    assert other.returncode != 0 and "reference_reused" in other.stderr, other.stderr
+    other = credit("2.50")
+    assert other.returncode == 1, other.stderr
+    assert json.loads(other.stdout)["error"] == "reference_reused"
+    assert format_money(100, "CNY") in other.stderr, other.stderr
+    assert format_money(250, "CNY") in other.stderr, other.stderr
     assert "Traceback" not in other.stderr
     bank = Bank.open(db, tmp_path / "keys")
     assert bank.account_info(account)["balance"] == 100

@@ -164,6 +164,6 @@ def test_close_account_pays_out_after_deposit_end(env):
 
 def test_frozen_account_cannot_close(env):
     alice = env.holder("Alice", funds=10)
-    env.operator.set_status(alice.account_id, "frozen")
+    env.operator.set_status(alice.account_id, "frozen", "test: frozen")
     with refused(409, "account_frozen"):
         alice.client.close_account(alice.account_id)

@@ -263,12 +263,24 @@ def test_session_answered_by_another_server(env):
 def test_frozen_account_cannot_withdraw(env):
     alice = env.holder("Alice", funds=1000)
     offer, states = alice.start([1])
-    env.operator.set_status(alice.account_id, "frozen")
-    with refused(403, "account_not_active"):
+    env.operator.set_status(alice.account_id, "frozen", "card reported stolen")
+    # the refusal says why, for the holder's wallet to show (and names no case)
+    with refused(403, "account_frozen") as why:
         alice.start([1])
-    with refused(403, "account_not_active"):
+    assert why.value.extra == {"reason": "card reported stolen", "case": None}
+    with refused(403, "account_frozen") as why:
         alice.client.answer(alice.account_id, offer["session_id"], [states[0].challenges])
-    env.operator.set_status(alice.account_id, "active")
+    assert why.value.extra == {"reason": "card reported stolen", "case": None}
+    seen = alice.client.account(alice.account_id)
+    assert (seen["status"], seen["frozen_reason"], seen["frozen_case"]) == (
+        "frozen", "card reported stolen", None)
+    env.operator.set_status(alice.account_id, "active", "the card was found")
+    seen = alice.client.account(alice.account_id)
+    assert (seen["status"], seen["frozen_reason"], seen["frozen_case"]) == ("active", None, None)
+    events = env.operator.operator_account(alice.account_id)["events"]
+    assert [(e["action"], e["text"], e["case"]) for e in events] == [
+        ("frozen", "card reported stolen", None), ("unfrozen", "the card was found", None)]
+    assert all(isinstance(e["at"], int) for e in events)
     alice.client.answer(alice.account_id, offer["session_id"], [states[0].challenges])
     assert balance_of(env, alice.account_id) == 999
 

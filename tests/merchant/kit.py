@@ -21,7 +21,7 @@ from ecash.merchant import Terminal, TerminalConfig, init_terminal
 from ecash.merchant.crash import ENV
 from ecash.merchant.http import create_app
 from ecash.merchant.terminal import BankFactory
-from ecash.serving.threaded import ThreadedServer
+from ecash.serving.threaded import ThreadedServer, free_port
 from ecash.wire import json as wj
 
 from ..bankkit import BankEnv, Holder, pay_request, token_of
@@ -54,6 +54,16 @@ def serving(t: Terminal, **app_options) -> Iterator[str]:
     """The terminal's web server on 127.0.0.1 (a real uvicorn on a real socket)."""
     with ThreadedServer(create_app(t, **app_options)) as url:
         yield url
+
+
+@contextmanager
+def serving_networked(t: Terminal, **app_options) -> Iterator[str]:
+    """:func:`serving` with the server's own URL as its public URL, so its
+    requests carry a ``pos_url`` and its QR codes are ``ecash:`` links."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with ThreadedServer(create_app(t, public_url=url, **app_options), port=port) as served:
+        yield served
 
 
 class HoldingProxy:

@@ -31,9 +31,9 @@ def test_killed_at_every_step_of_load_and_pay(env, tmp_path):
     shop = Terminal(env, "shop")
     try:
         for n, point in enumerate(LOAD_POINTS, 1):
-            r = run_cli(["load", "700", *wallet], env_extra={CRASH: point})
+            r = run_cli(["load", "7", *wallet], env_extra={CRASH: point})  # CNY 7.00
             assert r.returncode == -signal.SIGKILL, (point, r.stdout, r.stderr)
-            r = run_cli(["load", "700", *wallet])
+            r = run_cli(["load", "7", *wallet])
             assert r.returncode == 0, (point, r.stderr)
             out = json.loads(r.stdout)
             assert out["resumed"] and out["amount"] == 700, point

@@ -190,7 +190,7 @@ def test_break_renew_and_close(env, tmp_path):
         assert sorted(d["value"] for d in w.balance()["denominations"]) == [8, 64, 128]
         with pytest.raises(CannotPay) as info:
             w.pay(shop.request(3))
-        assert "break --value 8" in str(info.value)
+        assert "break --value 0.08" in str(info.value)  # yuan, as the CLI takes it
         with pytest.raises(InsufficientCoins):
             w.pay(shop.request(201))
         out = w.break_coin(amount=3)

@@ -44,7 +44,7 @@ def _make_format_1(path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
     conn.execute("UPDATE coins SET serial = substr(body, 33, 32)")
-    for column in ("envelope", "refusal", "dispute"):
+    for column in ("envelope", "refusal", "dispute", "description"):
         conn.execute(f"ALTER TABLE payments DROP COLUMN {column}")
     conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT_1,))
     conn.execute("COMMIT")

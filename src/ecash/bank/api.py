@@ -11,7 +11,6 @@ handler runs them on a thread pool.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import math
@@ -52,9 +51,11 @@ PROBLEM = schemas.PROBLEM_MEDIA
 M = TypeVar("M", bound=BaseModel)
 
 
-def problem(status: int, code: str, detail: str) -> JSONResponse:
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem document; ``extra`` members follow the standard ones (an
+    ``account_frozen`` problem's ``reason`` and ``case``)."""
     return JSONResponse({"type": f"https://ecash.invalid/problems/{code}", "title": code,
-                         "status": status, "detail": detail, "code": code},
+                         "status": status, "detail": detail, "code": code, **extra},
                         status_code=status, media_type=PROBLEM)
 
 
@@ -110,7 +111,7 @@ TYPE_ERRORS = {"missing": "missing_key", "extra_forbidden": "unknown_key",
                "less_than_equal": "out_of_range"}
 FIELD_CODES = {"holder": "bad_holder", "reference": "bad_reference", "status": "bad_status",
                "merchant_id": "bad_merchant_id", "prefixes": "bad_prefixes",
-               "prefix_bits": "bad_prefix_bits"}
+               "prefix_bits": "bad_prefix_bits", "text": "bad_text"}
 """Top-level fields whose wrong values (not wrong types) keep the core's code."""
 
 
@@ -141,7 +142,7 @@ def problem_for(exc: Exception) -> JSONResponse:
     """The problem document of a failed request (the stable ``code`` and the
     HTTP status); unexpected errors are logged and never shown."""
     if isinstance(exc, BankError):
-        return problem(exc.status, exc.code, exc.detail)
+        return problem(exc.status, exc.code, exc.detail, **exc.extra)
     if isinstance(exc, EcashError):
         return problem(400 if exc.code == "not_json" else 422, exc.code, str(exc))
     if isinstance(exc, BodyTooLarge):
@@ -279,9 +280,13 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
     app.add_middleware(RequestId)
 
     def call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Awaitable[Any]:
-        if kw:
-            fn, args = functools.partial(fn, *args, **kw), ()
-        return asyncio.get_running_loop().run_in_executor(threads, fn, *args)
+        """``fn`` on the thread pool, after re-reading the bank's settings if
+        they are older than ``policy.RELOAD_S`` (outside any transaction)."""
+        def run() -> Any:
+            bank.refresh_settings()
+            return fn(*args, **kw)
+
+        return asyncio.get_running_loop().run_in_executor(threads, run)
 
     def op(method: str, path: str, model: type[BaseModel], role: str | None, *,
            body: bool = False, summary: str | None = None) -> Callable:
@@ -444,9 +449,9 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
 
     @op("POST", "/v1/operator/accounts/{account_id}/status", m.Status, "operator", body=True)
     async def set_status(account_id: str, op_: Operator, body: m.SetStatus) -> Response:
-        """Freeze or reactivate an account."""
-        await call(bank.set_status, account_id, body.status)
-        return build(m.Status, {"account_id": account_id, "status": body.status})
+        """Freeze (``text`` is the reason the holder is shown) or reactivate
+        (``text`` is the note) an account; recorded with the time."""
+        return build(m.Status, await call(bank.set_status, account_id, body.status, body.text))
 
     @op("POST", "/v1/operator/accounts/{account_id}/merchant", m.MerchantCredential,
         "operator", body=True)
@@ -458,10 +463,22 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
                                             "merchant_id": body.merchant_id,
                                             "credential": token})
 
-    @op("GET", "/v1/operator/accounts/{account_id}", m.Account, "operator")
+    @op("GET", "/v1/operator/accounts/{account_id}", m.OperatorAccount, "operator")
     async def operator_account(account_id: str, op_: Operator) -> Response:
-        """Any account."""
-        return build(m.Account, await call(bank.account_info, account_id))
+        """Any account, with every freeze and unfreeze."""
+        return build(m.OperatorAccount, await call(bank.operator_account_info, account_id))
+
+    @op("GET", "/v1/operator/policy", m.PolicyOut, "operator")
+    async def policy(op_: Operator) -> Response:
+        """Every setting in force (minor units) and the signed policy's date."""
+        return build(m.PolicyOut, await call(bank.policy_settings))
+
+    @op("PUT", "/v1/operator/policy", m.PolicyOut, "operator", body=True)
+    async def set_policy(op_: Operator, body: m.PolicySettings) -> Response:
+        """Replace the settings; the master key signs the new policy (through
+        the signer). Refused whole, naming the setting, if they contradict
+        each other; denominations apply from the next key generation."""
+        return build(m.PolicyOut, await call(bank.set_policy_json, body.model_dump()))
 
     @op("GET", "/v1/operator/fraud", m.FraudCases, "operator")
     async def fraud_list(op_: Operator) -> Response:
@@ -500,7 +517,8 @@ def create_app(bank: Bank, *, rate_limit: RateLimiter | None = None,
 
     def openapi() -> dict:
         """FastAPI's document, with this bank's caps written in (computed once)."""
-        if app.openapi_schema is None:
+        if app.openapi_schema is None or app.state.documented is not bank.config:
+            app.state.documented = bank.config  # a policy change may change the caps
             app.openapi_schema = document_caps(get_openapi(
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes), bank.config)

@@ -18,10 +18,16 @@ from ..wire import json as wj
 
 class BankHTTPError(Exception):
     def __init__(self, status: int, code: str, detail: str,
-                 retry_after: int | None = None) -> None:
+                 retry_after: int | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status, self.code, self.detail = status, code, detail
         self.retry_after = retry_after  # seconds, from a 429's Retry-After
+        # the problem's own members beyond RFC 9457's (a frozen account's
+        # ``reason`` and ``case``), so that a wallet can show them
+        self.extra = extra or {}
+
+
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance"})
 
 
 class BankUnreachable(Exception):
@@ -53,8 +59,10 @@ class BankClient:
             wait = r.headers.get("retry-after", "")
             try:
                 p = r.json()
+                extra = ({k: v for k, v in p.items() if k not in _PROBLEM_MEMBERS}
+                         if isinstance(p, dict) else {})
                 raise BankHTTPError(r.status_code, p.get("code", "error"), p.get("detail", ""),
-                                    int(wait) if wait.isdigit() else None)
+                                    int(wait) if wait.isdigit() else None, extra)
             except ValueError:
                 raise BankHTTPError(r.status_code, "error", r.text[:200]) from None
         return r.json()
@@ -139,9 +147,11 @@ class BankClient:
         return self._call("POST", f"/v1/operator/accounts/{account_id}/credit",
                           {"amount": amount, "reference": reference})["balance"]
 
-    def set_status(self, account_id: str, status: str) -> dict:
+    def set_status(self, account_id: str, status: str, text: str) -> dict:
+        """Freeze (``text``: the reason the holder is shown) or unfreeze
+        (``text``: the operator's note)."""
         return self._call("POST", f"/v1/operator/accounts/{account_id}/status",
-                          {"status": status})
+                          {"status": status, "text": text})
 
     def register_merchant(self, account_id: str, merchant_id: str) -> str:
         return self._call("POST", f"/v1/operator/accounts/{account_id}/merchant",
@@ -167,3 +177,11 @@ class BankClient:
 
     def maintenance(self) -> dict:
         return self._call("POST", "/v1/operator/maintenance")
+
+    def policy(self) -> dict:
+        """Every setting (minor units), the signed policy's date and signature."""
+        return self._call("GET", "/v1/operator/policy")
+
+    def set_policy(self, settings: dict) -> dict:
+        """Replace every setting (minor units); the answer is :meth:`policy`'s."""
+        return self._call("PUT", "/v1/operator/policy", settings)

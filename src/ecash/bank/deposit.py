@@ -33,6 +33,7 @@ from ..wire.spentset import bucket_of
 from . import metrics
 from .disputes import holder_cleared, transcript_digest
 from .errors import BankError, forbidden
+from .freeze import freeze_by_case
 from .ledger import post, post_step
 from .redemption import NOT_BOUND, NOT_BOUND_DETAIL, account_id_of, unbound
 from .schema import accounts, fraud_cases, spent_coins
@@ -350,9 +351,9 @@ class DepositMixin:
             return _case_replay(_case_of(conn, it.coin_id, digest), depositor_pk), 0
         case_id = inserted[0][0]
         if cheater is not None:
-            status = cheater.status if cheater.status == "closed" else "frozen"
             conn.execute(update(accounts).where(accounts.c.id == cheater.id).values(
-                status=status, balance=accounts.c.balance - from_balance))
+                balance=accounts.c.balance - from_balance,
+                **freeze_by_case(conn, cheater, case_id, now)))
         ref = f"case:{case_id}"
         me = f"acct:{depositor_pk}"
         if cheater is not None:

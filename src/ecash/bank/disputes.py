@@ -39,7 +39,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, tuple_, update
+from sqlalchemy import Connection, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from ..crypto.errors import EcashError
@@ -49,6 +49,7 @@ from ..wire import binary
 from ..wire import json as wj
 from ..wire.spentset import bucket_of
 from .errors import BankError
+from .freeze import after_cases_voided
 from .ledger import post
 from .schema import (
     accounts,
@@ -288,13 +289,10 @@ class DisputeMixin:
                     merchant_cases.c.id == case_of[next(iter(shown))]).values(
                         refunded=merchant_cases.c.refunded + fc.from_balance,
                         receivable=merchant_cases.c.receivable + fc.from_balance))
-        holding = conn.execute(select(func.count()).select_from(fraud_cases).where(
+        holding = list(conn.execute(select(fraud_cases.c.id).where(
             fraud_cases.c.account == holder, fraud_cases.c.id.not_in(
-                select(voided_fraud_cases.c.fraud_case)))).scalar_one()
-        if not holding:
-            conn.execute(update(accounts).where(
-                accounts.c.id == holder, accounts.c.status == "frozen",
-                accounts.c.frozen_by_operator.is_(False)).values(status="active"))
+                select(voided_fraud_cases.c.fraud_case)))).scalars())
+        after_cases_voided(conn, holder, holding, dispute_id, now)
 
     # --- operator views -------------------------------------------------------
     def dispute_list(self) -> list[dict]:  # type: ignore[misc]

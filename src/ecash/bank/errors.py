@@ -6,9 +6,12 @@ from __future__ import annotations
 class BankError(Exception):
     """A request the bank refuses; nothing was changed."""
 
-    def __init__(self, code: str, detail: str, status: int = 422) -> None:
+    def __init__(self, code: str, detail: str, status: int = 422, **extra: object) -> None:
         super().__init__(detail)
         self.code, self.detail, self.status = code, detail, status
+        # members of the problem document beside the standard ones (an
+        # ``account_frozen`` problem's ``reason`` and ``case``)
+        self.extra = extra
 
 
 def not_found(what: str) -> BankError:

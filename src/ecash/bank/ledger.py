@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, case, func, select, update
 
+from ..money import format_money
 from . import store
 from .schema import (
     accounts,
@@ -134,6 +135,8 @@ class LedgerMixin:
         """Recompute every balance from the journal, and the e-cash liability from
         the coin tables (issued - deposited - redeemed - expired)."""
         rep = AuditReport()
+        currency = self.config.currency
+        m = lambda minor: format_money(minor, currency)  # noqa: E731  # problems people read
         with self.engine.connect() as conn:
             bad = conn.execute(select(func.count()).select_from(journal).where(
                 journal.c.amount <= 0)).scalar_one()
@@ -150,10 +153,10 @@ class LedgerMixin:
                 expected = bal(f"acct:{row.id}")
                 total_balances += row.balance
                 if expected != row.balance:
-                    rep.fail(f"account {row.account_id}: balance {row.balance} but journal"
-                             f" says {expected}")
+                    rep.fail(f"account {row.account_id}: balance {m(row.balance)} but"
+                             f" journal says {m(expected)}")
                 if row.balance < 0:
-                    rep.fail(f"account {row.account_id}: negative balance {row.balance}")
+                    rep.fail(f"account {row.account_id}: negative balance {m(row.balance)}")
             issued = issued_by_generation(conn)
             spent = spent_by_generation(conn)
             gens = conn.execute(select(generations)).all()
@@ -170,8 +173,8 @@ class LedgerMixin:
                                holder_balances=total_balances, receivable=-bal("receivable"),
                                cash_in=-bal("cash"), paid_out=bal("payout"))
             if liability != expected_liability:
-                rep.fail(f"e-cash liability {liability} in the journal but coins say"
-                         f" {expected_liability}")
+                rep.fail(f"e-cash liability {m(liability)} in the journal but coins say"
+                         f" {m(expected_liability)}")
             if liability < 0:
                 rep.fail("negative e-cash liability")
             owed = int(conn.execute(select(func.coalesce(func.sum(fraud_cases.c.receivable),
@@ -179,8 +182,8 @@ class LedgerMixin:
             owed += int(conn.execute(select(func.coalesce(func.sum(  # disputes.py
                 merchant_cases.c.receivable), 0))).scalar_one())
             if -bal("receivable") != owed:
-                rep.fail(f"receivable {-bal('receivable')} in the journal but fraud and"
-                         f" merchant cases say {owed}")
+                rep.fail(f"receivable {m(-bal('receivable'))} in the journal but fraud and"
+                         f" merchant cases say {m(owed)}")
             if bal("breakage") != breakage:
                 rep.fail("breakage in the journal differs from the generations table")
             # everything that came in is still somewhere
@@ -245,9 +248,9 @@ class LedgerMixin:
         account withdrew from (coins it kept could still be double-spent)."""
         with self.engine.begin() as conn:
             row = self.account_row(conn, account_pk, lock=True)
-            if row.status == "frozen":
-                from .errors import BankError
-                raise BankError("account_frozen", "a frozen account cannot be closed", 409)
+            if row.status == "frozen":  # with the reason and the case (freeze.py)
+                from .freeze import frozen_error
+                raise frozen_error(row, 409)
             keys = {r.key_id: r.deposit_end for r in conn.execute(
                 select(denomination_keys.c.key_id, denomination_keys.c.deposit_end))}
             last = self.now()

@@ -211,6 +211,37 @@ class Credit(Wire):
 
 class SetStatus(Wire):
     status: Literal["active", "frozen"]
+    text: Annotated[Text, Field(min_length=1, max_length=500, description=(
+        "why: the reason of a freeze (shown to the holder) or the note of an unfreeze;"
+        " recorded with the time"))]
+
+
+Amount = Annotated[int, Field(ge=0, le=MAX_JSON_INT, description="minor units")]
+Seconds = Annotated[int, Field(ge=1, le=MAX_JSON_INT, description="seconds")]
+Count = Annotated[int, Field(ge=0, le=MAX_JSON_INT)]
+
+
+class PolicySettings(Wire):
+    """Every tunable number of the bank (``ecash bank policy``), amounts in minor units."""
+
+    currency: Annotated[str, Field(pattern="^[A-Z]{3}$",
+                                   description="fixed when the bank is made")]
+    floor_limit: Amount
+    holding_limit: Amount
+    single_payment_limit: Amount
+    daily_offline_limit: Amount
+    daily_load_limit: Amount
+    net_load_limit: Amount
+    consecutive_offline_limit: Count
+    denominations: Annotated[list[Amount], Field(min_length=1, max_length=64)]
+    deposit_window_s: Seconds
+    withdraw_period_s: Seconds
+    spend_period_s: Seconds
+    session_ttl_s: Seconds
+    certificate_validity_s: Seconds
+    max_coins_per_session: Count
+    max_outstanding_coins: Count
+    max_deposit_batch: Count
 
 
 class RegisterMerchant(Wire):
@@ -268,6 +299,23 @@ class Account(Out):
     daily_load_limit: int
     net_load_limit: int
     payout_after: int | None
+    frozen_reason: str | None = Field(description=(
+        "why the account is frozen: the operator's reason, or \"double spending: case N\";"
+        " null when it is not frozen"))
+    frozen_case: int | None = Field(description="the double-spending case that froze it, or"
+                                                 " null")
+    frozen_at: int | None = Field(description="when it was frozen (Unix seconds), or null")
+
+
+class AccountEvent(Out):
+    at: int
+    action: Literal["frozen", "unfrozen"]
+    text: str = Field(description="the reason of a freeze or the note of an unfreeze")
+    case: int | None = Field(description="the double-spending case, for an automatic freeze")
+
+
+class OperatorAccount(Account):
+    events: list[AccountEvent] = Field(description="every freeze and unfreeze, oldest first")
 
 
 class Registered(Out):
@@ -423,6 +471,33 @@ class Balance(Out):
 class Status(Out):
     account_id: str
     status: Literal["active", "frozen"]
+    frozen_reason: str | None
+    frozen_case: int | None
+    frozen_at: int | None
+
+
+class PolicyOut(Out):
+    """The settings in force and the signed policy's date and signature."""
+
+    currency: str
+    floor_limit: int
+    holding_limit: int
+    single_payment_limit: int
+    daily_offline_limit: int
+    daily_load_limit: int
+    net_load_limit: int
+    consecutive_offline_limit: int
+    denominations: list[int]
+    deposit_window_s: int
+    withdraw_period_s: int
+    spend_period_s: int
+    session_ttl_s: int
+    certificate_validity_s: int
+    max_coins_per_session: int
+    max_outstanding_coins: int
+    max_deposit_batch: int
+    issued_at: int
+    policy_signature: Signature
 
 
 class MerchantCredential(Out):
@@ -483,3 +558,7 @@ class Problem(Out):
     status: int
     detail: str
     code: str
+    reason: str | None = Field(None, description="account_frozen: why the account is frozen")
+    case: int | None = Field(None, description="account_frozen: the double-spending case that"
+                                               " froze it, or null")
+    key: str | None = Field(None, description="bad_policy: the setting refused")

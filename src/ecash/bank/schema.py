@@ -43,6 +43,11 @@ accounts = Table(
     # frozen by the operator (not only by a double-spend case): an upheld
     # dispute, which voids cases, never lifts it
     Column("frozen_by_operator", Boolean, nullable=False, server_default=false()),
+    # why it is frozen (the operator's words, or "double spending: case N"), for
+    # the holder; the case that froze it, if one did; when (migration 0004)
+    Column("frozen_reason", Text),
+    Column("frozen_case", BigInteger),
+    Column("frozen_at", BigInteger),
     Column("balance", BigInteger, nullable=False),
     Column("identity", LargeBinary(32), unique=True),
     Column("merchant_id", String(64), unique=True),
@@ -51,6 +56,20 @@ accounts = Table(
     Column("payout_after", BigInteger),
     Column("paid_out", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# every freeze and unfreeze, with its time and words (the operator's reason or
+# note, or the case or dispute that did it)
+account_events = Table(
+    "account_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("account", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("action", String(16), nullable=False),  # frozen | unfrozen
+    Column("text", Text, nullable=False),
+    Column("fraud_case", BigInteger),
+    Index("account_events_by_account", "account", "id"),
 )
 
 credentials = Table(

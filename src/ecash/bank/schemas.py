@@ -42,11 +42,12 @@ OPERATION_CODES: dict[str, dict[int, set[str]]] = {
     "register": {409: {"identity_registered", "identity_taken"},
                  422: CANONICAL | {"proof_invalid", "bad_identity"}},
     "start_withdrawal": {402: {"insufficient_funds"}, 403: {
-        "account_not_active", "daily_load_limit", "net_load_limit"},
+        "account_not_active", "account_frozen", "daily_load_limit", "net_load_limit"},
         409: {"identity_not_registered"},
         422: {"unknown_key", "key_not_withdrawable", "bad_coin_count", "account_closed"},
         429: {"too_many_open_commitments"}},
-    "start_exchange": {402: {"insufficient_funds"}, 403: {"account_not_active"},
+    "start_exchange": {402: {"insufficient_funds"}, 403: {"account_not_active",
+                                                          "account_frozen"},
                        409: {"identity_not_registered", "coin_already_spent",
                              "redemption_refused"},
                        422: SPENDS | {"unknown_key", "key_not_withdrawable", "bad_coin_count",
@@ -54,7 +55,7 @@ OPERATION_CODES: dict[str, dict[int, set[str]]] = {
                                       "account_closed"},
                        429: {"too_many_open_commitments"}},
     "answer_withdrawal": {402: {"insufficient_funds"}, 403: {
-        "account_not_active", "daily_load_limit", "net_load_limit"},
+        "account_not_active", "account_frozen", "daily_load_limit", "net_load_limit"},
                           404: {"not_found"}, 409: {"challenges_mismatch", "redemption_refused",
                                                     "bad_nonce", "coin_already_spent"},
                           410: {"session_expired"},
@@ -69,6 +70,7 @@ OPERATION_CODES: dict[str, dict[int, set[str]]] = {
     "credit": {409: {"reference_reused"},
                422: {"bad_amount", "bad_reference", "bad_text", "account_closed"}},
     "set_status": {422: {"bad_status", "bad_text", "account_closed"}},
+    "set_policy": {422: {"bad_policy"}},
     "register_merchant": {409: {"already_merchant", "merchant_id_taken"},
                           422: {"bad_merchant_id", "bad_text"}},
     "fraud_case": {404: {"not_found"}},
@@ -89,7 +91,11 @@ def problem_schema(codes: set[str]) -> dict:
             "required": ["type", "title", "status", "detail", "code"],
             "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                            "status": {"type": "integer"}, "detail": {"type": "string"},
-                           "code": {"type": "string", "enum": sorted(codes)}}}
+                           "code": {"type": "string", "enum": sorted(codes)},
+                           # members some problems carry (account_frozen, bad_policy)
+                           "reason": {"type": "string"},
+                           "case": {"type": ["integer", "null"]},
+                           "key": {"type": "string"}}}
 
 
 def error_responses(name: str, *, role: str | None, body: bool,

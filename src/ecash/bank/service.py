@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..crypto import registration as reg
 from ..crypto.keys import DenominationKey, Keyset, MerchantCertificate, Policy
+from ..money import format_money
 from ..wire import json as wj
 from ..wire.payee import BadPayeeName, check_merchant_id
 from . import store
@@ -29,7 +30,9 @@ from .config import BankConfig
 from .deposit import DepositMixin
 from .disputes import DisputeMixin
 from .errors import BankError, forbidden, not_found
+from .freeze import FreezeMixin, frozen_fields
 from .ledger import LedgerMixin, post
+from .policy import PolicyMixin, make_policy
 from .schema import (
     accounts,
     credentials,
@@ -87,7 +90,8 @@ class Principal:
     account: int | None  # internal account id
 
 
-class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin):
+class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin, FreezeMixin,
+           PolicyMixin):
     """Holds no secret: every use of one is a call to ``signer`` (in process
     for operator commands and tests, another process for the HTTP workers)."""
 
@@ -141,9 +145,7 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
         master = signer.public_info().master_public_key
         bank = cls(engine, signer, config, clock)
         now = bank.now()
-        policy = Policy(config.currency, config.deposit_window_s, config.floor_limit,
-                        config.holding_limit, config.single_payment_limit,
-                        config.daily_offline_limit, config.consecutive_offline_limit, now)
+        policy = make_policy(config, now)
         token = new_token("operator")
         with engine.begin() as conn:
             conn.execute(settings.insert(), [
@@ -168,6 +170,7 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
             raise BankError("not_initialised", "run `ecash bank init` first", 500)
         saved = json.loads(row.value)
         self.config = BankConfig(**saved)
+        self._settings_read_at = time.monotonic()
 
     def add_generation(self, withdraw_start: int | None = None) -> int:
         """Add the next key generation; its withdrawal window starts where the
@@ -326,7 +329,8 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
                 "balance": row.balance, "currency": self.config.currency,
                 "identity": row.identity.hex() if row.identity else None,
                 "merchant_id": row.merchant_id, "daily_load_limit": row.daily_load_limit,
-                "net_load_limit": row.net_load_limit, "payout_after": row.payout_after}
+                "net_load_limit": row.net_load_limit, "payout_after": row.payout_after,
+                **frozen_fields(row)}
 
     def check_owner(self, who: Principal, account_id: str, role: str = "holder") -> int:
         """The internal id of ``account_id`` if ``who`` may act on it in ``role``
@@ -356,8 +360,9 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
             ref = f"{row.id}:{reference}"
             if post(conn, self.now(), "credit", "cash", f"acct:{row.id}", amount, ref):
                 if row.balance + amount > MAX_BALANCE:  # raising rolls the post back
-                    raise BankError("balance_limit", "a balance stays below 2^53 (JSON's"
-                                    f" exact integers); this one is {row.balance}")
+                    raise BankError("balance_limit", "a balance stays below 2^53 minor units"
+                                    " (JSON's exact integers); this one is"
+                                    f" {format_money(row.balance, self.config.currency)}")
                 conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                     balance=accounts.c.balance + amount))
             else:
@@ -365,20 +370,12 @@ class Bank(WithdrawMixin, DepositMixin, DisputeMixin, LedgerMixin, SpentSetMixin
                     journal.c.kind == "credit", journal.c.debit == "cash",
                     journal.c.ref == ref)).scalar_one()
                 if before != amount:
+                    money = self.config.currency
                     raise BankError("reference_reused", f"reference {reference!r} already"
-                                    f" credited {before} to this account, not {amount};"
+                                    f" credited {format_money(before, money)} to this"
+                                    f" account, not {format_money(amount, money)};"
                                     " nothing was changed", 409)
             return self.account_row(conn, row.id).balance
-
-    def set_status(self, account_id: str, status: str) -> None:
-        if status not in ("active", "frozen"):
-            raise BankError("bad_status", "status is active or frozen")
-        with self.engine.begin() as conn:
-            row = self.account_pk(conn, account_id, lock=True)
-            if row.status == "closed":
-                raise BankError("account_closed", "account is closed")
-            conn.execute(update(accounts).where(accounts.c.id == row.id).values(
-                status=status, frozen_by_operator=status == "frozen"))
 
     def register_identity(self, account_pk: int, account_id: str,
                           proof: reg.RegistrationProof) -> None:

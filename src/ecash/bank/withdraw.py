@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from ..crypto.payment import Spend
+from ..money import format_money
 from . import metrics
 from .errors import BankError, conflict, not_found
 from .ledger import LoadFlows, flows_of, load_flows, post_step
@@ -75,6 +76,17 @@ _MARK_ANSWERED = Sql("UPDATE withdraw_sessions SET state = 'answered', challenge
                      " answered_at = %(now)s, answers = %(blob)s WHERE id = %(sid)s")
 
 
+def refuse_inactive(status: str) -> None:
+    """Refuse a withdrawal from an account that is not active. A frozen one is
+    refused as ``account_frozen``, which the driver's caller completes with
+    the reason and the case (``Bank.frozen_explained``, read after the
+    transaction: the steps hold the account's lock)."""
+    if status == "frozen":
+        raise BankError("account_frozen", "the account is frozen", 403)
+    if status != "active":
+        raise BankError("account_not_active", f"account is {status}", 403)
+
+
 class _Account(NamedTuple):
     status: str
     identity: bytes | None
@@ -108,7 +120,8 @@ class WithdrawMixin:
                          redeem: Sequence[Spend] | None = None) -> dict:
         """Open a session: two commitments per coin (and, for an exchange, the
         checked redemption spends that the answer will redeem atomically)."""
-        return run_steps(self.engine, self.start_steps(account_pk, key_ids, redeem=redeem))
+        with self.frozen_explained(account_pk):
+            return run_steps(self.engine, self.start_steps(account_pk, key_ids, redeem=redeem))
 
     def start_steps(self, account_pk: int, key_ids: Sequence[bytes], *,  # type: ignore[misc]
                     redeem: Sequence[Spend] | None = None) -> Steps[dict]:
@@ -170,12 +183,13 @@ class WithdrawMixin:
                       now: int) -> Steps[None]:
         """Why the locked account refused a session; returns only when its
         identity is not the one the commitments were made for."""
-        if acct.status != "active":
-            raise BankError("account_not_active", f"account is {acct.status}", 403)
+        refuse_inactive(acct.status)
         if acct.identity is None:
             raise BankError("identity_not_registered", "register an identity first", 409)
         if total > acct.balance + redeem_total:
-            raise BankError("insufficient_funds", f"balance {acct.balance} < {total}", 402)
+            money = self.config.currency
+            raise BankError("insufficient_funds", f"the balance {format_money(acct.balance, money)}"
+                            f" is less than {format_money(total, money)}", 402)
         if acct.identity != identity:
             return
         ((outstanding,),), = yield Pipeline([(_OPEN_COINS, {"pk": account_pk, "now": now})],
@@ -188,8 +202,9 @@ class WithdrawMixin:
         """Debit and answer one branch per coin, once (9.1, 9.2): ``(beta, r)``
         per coin, ``r`` encoded. ``challenges`` is ``c0 || c1`` per coin, each a
         32-byte scalar encoding (the form they are stored and compared in)."""
-        return retrying(lambda: run_steps(self.engine,
-                                          self.answer_steps(account_pk, session_id, challenges)))
+        with self.frozen_explained(account_pk):
+            return retrying(lambda: run_steps(
+                self.engine, self.answer_steps(account_pk, session_id, challenges)))
 
     def answer_steps(self, account_pk: int, session_id: bytes,  # type: ignore[misc]
                      packed: bytes) -> Steps[list[tuple[int, bytes]]]:
@@ -216,8 +231,7 @@ class WithdrawMixin:
             raise BankError("session_expired", "the session expired; start a new one", 410)
         if len(packed) != s.n_coins * CHALLENGE_PAIR_BYTES:
             raise BankError("bad_challenges", f"expected {s.n_coins} challenge pairs")
-        if acct.status != "active":
-            raise BankError("account_not_active", f"account is {acct.status}", 403)
+        refuse_inactive(acct.status)
         ref = session_id.hex()
         balance = acct.balance
         redeemed = 0
@@ -233,7 +247,7 @@ class WithdrawMixin:
         # withdraws beyond what it redeems is a load, counted as one
         loaded = max(s.total - redeemed, 0)
         if loaded:
-            _check_limits(acct, flows_of(flows_row), loaded)
+            _check_limits(acct, flows_of(flows_row), loaded, self.config.currency)
         if s.total > balance:
             raise BankError("insufficient_funds", f"balance {balance} < {s.total}", 402)
         # the session is locked and every check passed: the signer answers
@@ -274,13 +288,14 @@ class WithdrawMixin:
         return out
 
 
-def _check_limits(acct: _Account, flows: LoadFlows, total: int) -> None:
+def _check_limits(acct: _Account, flows: LoadFlows, total: int, currency: str) -> None:
+    m = lambda v: format_money(v, currency)  # noqa: E731
     if flows.loaded_today + total > acct.daily_load_limit:
-        raise BankError("daily_load_limit", f"loaded {flows.loaded_today} today; the daily"
-                        f" limit is {acct.daily_load_limit}", 403)
+        raise BankError("daily_load_limit", f"loaded {m(flows.loaded_today)} today; the daily"
+                        f" limit is {m(acct.daily_load_limit)}", 403)
     if flows.net_in_window + total > acct.net_load_limit:
-        raise BankError("net_load_limit", f"net load {flows.net_in_window} over the deposit"
-                        f" window; the limit is {acct.net_load_limit}", 403)
+        raise BankError("net_load_limit", f"net load {m(flows.net_in_window)} over the deposit"
+                        f" window; the limit is {m(acct.net_load_limit)}", 403)
 
 
 def _unpack_answers(blob: bytes) -> list[tuple[int, bytes]]:

@@ -1,4 +1,9 @@
-"""Helpers shared by the CLI modules: secrets from env/file/prompt, output."""
+"""Helpers shared by the older CLI modules: secrets from env/file/prompt, output.
+
+New code reports through :mod:`ecash.cli.contract` (one JSON shape, the
+contract's exit codes); these stay for the callers not yet moved, on the same
+consoles.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+from .contract import console, err_console
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from .common import console, fail
+from .contract import console, fail
 
 
 def demo(
@@ -35,7 +35,7 @@ def demo(
         with story.workdir(directory) as work:
             result = story.run(work, say, out)
     except story.DemoFailure as exc:
-        fail(f"the demo went wrong: {exc}")
+        fail("demo_failed", f"the demo went wrong: {exc}")
     console.print(f"[bold green]done[/] in {time.monotonic() - started:.1f} s:"
-                  f" {result['transcripts']} transcripts, {result['fraud_cases']} fraud"
-                  " case(s), every check passed", highlight=False)
+                  f" {result['transcripts']} spend transcripts, {result['fraud_cases']} double"
+                  " spend(s) caught, every check passed", highlight=False)

@@ -4,13 +4,16 @@ Thin layer over :mod:`ecash.crypto` and :mod:`ecash.wire.json`: read, decode
 strictly, verify, print. No clock-dependent check (deadlines are the
 caller's business, ECASH-1 9.4).
 
-Exit codes: 0 valid; 1 invalid (``invalid: <code>: <message>`` on stderr);
-2 an input cannot be read at all (missing file, not JSON) or a usage error.
-``-`` as a path reads standard input.
+Exit codes (:mod:`ecash.cli.contract`): 0 valid; 1 invalid (``invalid:
+<code>: <message>`` on stderr); 2 an input cannot be read at all (missing
+file, not JSON) or a usage error. ``-`` as a path reads standard input. With
+``--json``, stdout holds one object: ``{"valid": true, ...}`` or the
+contract's ``{"error", "message", "exit"}``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Any, NoReturn
 
@@ -19,10 +22,11 @@ import typer
 from ..crypto import DenominationKey, DoubleSpendProof, EcashError, verify_coin, verify_spend
 from ..wire import WireError
 from ..wire import json as wj
+from .contract import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_UNREADABLE = 2
+EXIT_VALID = EXIT_OK
+EXIT_INVALID = EXIT_REFUSED
+EXIT_UNREADABLE = EXIT_USAGE
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -47,21 +51,34 @@ KeyPath = Annotated[str, typer.Option("--key", metavar="KEY.json",
 Master = Annotated[bytes | None, typer.Option(
     "--master", metavar="HEX", parser=_hex32,
     help="Trusted master public key (64 hex): also check the key's master signature.")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+
+
+def _error_json(code: str, message: str, exit_code: int, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"error": code, "message": message, "exit": exit_code},
+                              ensure_ascii=False))
+
+
+def _verdict(line: str, data: dict[str, Any], as_json: bool) -> None:
+    typer.echo(json.dumps(data) if as_json else line)
 
 
 # --- reading (exit 2) and rejecting (exit 1) --------------------------------
 
-def _unreadable(path: str, why: str) -> NoReturn:
+def _unreadable(path: str, why: str, as_json: bool) -> NoReturn:
+    _error_json("unreadable_input", f"cannot read {path}: {why}", EXIT_UNREADABLE, as_json)
     typer.echo(f"error: cannot read {path}: {why}", err=True)
     raise typer.Exit(EXIT_UNREADABLE)
 
 
-def _invalid(exc: EcashError) -> NoReturn:
+def _invalid(exc: EcashError, as_json: bool) -> NoReturn:
+    _error_json(exc.code, str(exc), EXIT_INVALID, as_json)
     typer.echo(f"invalid: {exc.code}: {exc}", err=True)
     raise typer.Exit(EXIT_INVALID)
 
 
-def _read_all(paths: list[str]) -> list[tuple[bytes, Any]]:
+def _read_all(paths: list[str], as_json: bool) -> list[tuple[bytes, Any]]:
     """Read and parse every input, or exit 2. Returns ``(raw bytes, parsed JSON)`` pairs."""
     if paths.count("-") > 1:
         raise typer.BadParameter("standard input (`-`) can be given only once")
@@ -74,13 +91,13 @@ def _read_all(paths: list[str]) -> list[tuple[bytes, Any]]:
                 with open(path, "rb") as f:
                     raw = f.read()
         except OSError as exc:
-            _unreadable(path, exc.strerror or str(exc))
+            _unreadable(path, exc.strerror or str(exc), as_json)
         try:
             docs.append((raw, wj.loads(raw)))
         except WireError as exc:
             if exc.code == "not_json":
-                _unreadable(path, str(exc))
-            _invalid(exc)  # JSON, but not of section 8 (a key given twice)
+                _unreadable(path, str(exc), as_json)
+            _invalid(exc, as_json)  # JSON, but not of section 8 (a key given twice)
     return docs
 
 
@@ -100,15 +117,16 @@ def coin(
                                              help="Coin (section 8). `-` reads stdin.")],
     key: KeyPath,
     master: Master = None,
+    as_json: Json = False,
 ) -> None:
     """Check a coin (4.1) under a denomination key."""
-    key_doc, coin_doc = _read_all([key, coin_path])
+    key_doc, coin_doc = _read_all([key, coin_path], as_json)
     try:
         k = _checked_key(key_doc, master)
         verify_coin(wj.coin_from_json(coin_doc[1]), k)
     except EcashError as exc:
-        _invalid(exc)
-    typer.echo("valid")
+        _invalid(exc, as_json)
+    _verdict("valid", {"valid": True, "what": "coin"}, as_json)
 
 
 @app.command("spend")
@@ -118,15 +136,16 @@ def spend(
                                                    " `-` reads stdin.")],
     key: KeyPath,
     master: Master = None,
+    as_json: Json = False,
 ) -> None:
     """Check a spend transcript (section 5): coin, request, currency, spend equation."""
-    key_doc, spend_doc = _read_all([key, spend_path])
+    key_doc, spend_doc = _read_all([key, spend_path], as_json)
     try:
         k = _checked_key(key_doc, master)
         verify_spend(wj.spend_from_json(spend_doc[1]), k)
     except EcashError as exc:
-        _invalid(exc)
-    typer.echo("valid")
+        _invalid(exc, as_json)
+    _verdict("valid", {"valid": True, "what": "spend"}, as_json)
 
 
 @app.command("double-spend")
@@ -138,13 +157,15 @@ def double_spend(
         "--identity", metavar="I_HEX", parser=_hex32,
         help="Registered identity I (64 hex): also check the transcripts name it.")] = None,
     master: Master = None,
+    as_json: Json = False,
 ) -> None:
     """Check two spends of one coin (section 7) and print the spender's I (hex)."""
-    key_doc, doc1, doc2 = _read_all([key, spend1_path, spend2_path])
+    key_doc, doc1, doc2 = _read_all([key, spend1_path, spend2_path], as_json)
     try:
         k = _checked_key(key_doc, master)
         proof = DoubleSpendProof(k, wj.spend_from_json(doc1[1]), wj.spend_from_json(doc2[1]))
         found = proof.verify(identity)
     except EcashError as exc:
-        _invalid(exc)
-    typer.echo(found.hex())
+        _invalid(exc, as_json)
+    _verdict(found.hex(), {"valid": True, "what": "double_spend", "identity": found.hex()},
+             as_json)

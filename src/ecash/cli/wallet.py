@@ -1,195 +1,64 @@
 """``ecash wallet``: the holder's wallet (see docs/wallet.md).
 
 Every command takes ``--wallet PATH`` (or ``$ECASH_WALLET``) and ``--json``.
-Amounts are integers in minor units of the bank's currency (fen for CNY).
-Errors are one line on stderr (and ``{"error": code, "message": ...}`` on
-stdout with ``--json``), never a traceback. Exit codes: 0 done, 1 refused or
-failed (also: the terminal refused the payment with a signed refusal, its
-coins released), 2 usage, 3 paid but the terminal did not confirm (payment
-pending).
+Amounts a holder types or reads are in the currency's major unit (``ecash
+wallet load 200`` is CNY 200.00) through :mod:`ecash.money`; ``--json`` keeps
+minor units and says so. Failures follow :mod:`ecash.cli.contract`: one line,
+never a traceback; exit 0 done, 1 refused (also: the terminal refused the
+payment with a signed refusal, its coins released), 2 usage or unreadable
+input, 3 pending or unreachable (paid but the terminal did not confirm; the
+bank or the terminal cannot be reached).
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..files import write_private
 from ..wire.payee import shown
-from .common import console, err_console
+from . import contract
+from .contract import EXIT_PENDING, EXIT_REFUSED, EXIT_USAGE, console, emit, err_console
+from .walletio import (
+    CREDENTIAL_ENV,
+    KDF_CHOICES,
+    PASSPHRASE_ENV,
+    PHRASE_ENV,
+    Json,
+    Kdf,
+    PassFile,
+    WalletPath,
+    guarded,
+    hex32,
+    money_text,
+    parse_amount,
+    payee,
+    progress,
+    read_secret,
+    wallet_at,
+    when,
+    with_money,
+)
 
 app = typer.Typer(help="The holder's wallet: load, pay offline, restore from the seed phrase.",
                   no_args_is_help=True)
 
-PASSPHRASE_ENV = "ECASH_WALLET_PASSPHRASE"
-CREDENTIAL_ENV = "ECASH_WALLET_CREDENTIAL"
-PHRASE_ENV = "ECASH_WALLET_PHRASE"
-EXIT_FAILED, EXIT_PENDING = 1, 3
-ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG"}
+COINS = "coins (pieces of cash signed by the bank, each of a fixed value)"
+PENDING = ("pending (paid, not yet known to be spent: they come back if the bank"
+           " never sees them spent)")
+AmountArg = Annotated[str, typer.Argument(
+    metavar="AMOUNT", help="In the currency's major unit: 200 or 1,000.50 (yuan for CNY).",
+    show_default=False)]
 
 
-def payee(merchant_id: str) -> str:
-    """A payee name as the console shows it: controls made visible (a name the
-    bank never checked cannot reorder the line) and Rich markup escaped (PRECIS
-    allows ``[`` and ``]``, which Rich would read as styles)."""
-    return escape(shown(merchant_id))
-
-def _default_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "ecash" / "wallet.db"
-
-
-WalletPath = Annotated[Path, typer.Option("--wallet", envvar="ECASH_WALLET",
-                                          default_factory=_default_path, show_default=False,
-                                          help="Wallet file [env ECASH_WALLET; default"
-                                          " $XDG_DATA_HOME/ecash/wallet.db].")]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-PassFile = Annotated[Path | None, typer.Option(
-    "--passphrase-file", help=f"Read the passphrase from this file [or env {PASSPHRASE_ENV},"
-    " or a prompt].")]
-KDF_CHOICES = ("interactive", "moderate", "sensitive")
-
-
-# --- plumbing ----------------------------------------------------------------------
-
-def _fail(code: str, message: str, as_json: bool, exit_code: int = EXIT_FAILED) -> NoReturn:
-    if as_json:
-        typer.echo(json.dumps({"error": code, "message": message}, ensure_ascii=False))
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True,
-                      soft_wrap=True)
-    raise typer.Exit(exit_code)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(fn: F) -> F:
-    """Turn every expected failure into one clear line and an exit code."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kw: Any) -> Any:
-        from ..crypto.errors import EcashError
-        from ..wallet.errors import CorruptWallet, WalletError
-
-        as_json = bool(kw.get("as_json"))
-        try:
-            return fn(*args, **kw)
-        except (typer.Exit, typer.Abort, typer.BadParameter):
-            raise
-        except WalletError as exc:
-            _fail(exc.code, str(exc), as_json)
-        except EcashError as exc:
-            _fail(exc.code, f"malformed input ({exc.code}): {exc}", as_json)
-        except sqlite3.DatabaseError as exc:
-            err = CorruptWallet(f"the wallet file is damaged ({exc})")
-            _fail(err.code, str(err), as_json)
-        except OSError as exc:
-            _fail("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-                  as_json)
-        except KeyboardInterrupt:
-            _fail("interrupted", "interrupted (anything recorded is kept; `ecash wallet sync`"
-                  " resumes)", as_json, 130)
-
-    return run  # type: ignore[return-value]
-
-
-def _read_secret(env: str, path: Path | None, prompt: str, *, confirm: bool = False,
-                 what: str = "passphrase") -> str:
-    if path is not None:
-        value = path.read_text(encoding="utf-8").rstrip("\r\n")
-    elif os.environ.get(env):
-        value = os.environ[env]
-    elif sys.stdin.isatty():
-        value = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-    else:
-        from ..wallet.errors import WalletError
-
-        raise WalletError(f"no {what}: set {env}, pass a file, or run on a terminal",
-                          f"no_{what}")
-    if not value:
-        from ..wallet.errors import WalletError
-
-        raise WalletError(f"the {what} is empty", f"no_{what}")
-    return value
-
-
-def _open(path: Path, passphrase_file: Path | None):
-    from ..wallet import Wallet
-    from ..wallet.errors import NoWallet
-
-    if not path.is_file():
-        raise NoWallet(f"no wallet at {path} (create one with `ecash wallet init`)")
-    return Wallet.open(path, _read_secret(PASSPHRASE_ENV, passphrase_file, "Passphrase"))
-
-
-@contextmanager
-def _wallet(path: Path, passphrase_file: Path | None) -> Iterator[Any]:
-    w = _open(path, passphrase_file)
-    try:
-        yield w
-    finally:
-        w.close()
-
-
-@contextmanager
-def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None] | None]:
-    if as_json or not err_console.is_terminal:
-        yield None
-        return
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def _emit(data: Any, as_json: bool, human: str | Table) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        console.print(human, highlight=False)
-
-
-def money(amount: int | None, currency: str | None) -> str:
-    if amount is None:
-        return "-"
-    if not currency:
-        return str(amount)
-    if currency in ZERO_DECIMAL:
-        return f"{amount} {currency}"
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d} {currency}"
-
-
-def when(ts: int | None) -> str:
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _hex32(value: str | None, what: str) -> bytes | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
-        raise typer.BadParameter(f"{what}: expected 64 hex characters (32 bytes)")
-    return bytes.fromhex(v)
+def _check_kdf(kdf: str) -> None:
+    if kdf not in KDF_CHOICES:
+        raise typer.BadParameter(f"--kdf must be one of {', '.join(KDF_CHOICES)}")
 
 
 # --- commands ------------------------------------------------------------------------
@@ -197,26 +66,24 @@ def _hex32(value: str | None, what: str) -> bytes | None:
 @app.command()
 @guarded
 def init(wallet: WalletPath, as_json: Json = False, passphrase_file: PassFile = None,
-         kdf: Annotated[str, typer.Option(help=f"argon2id cost: {', '.join(KDF_CHOICES)}.")
-                        ] = "moderate") -> None:
+         kdf: Kdf = "moderate") -> None:
     """Create a wallet file from a fresh 24-word seed phrase (shown once)."""
     from ..wallet import KDF_PROFILES, Wallet
     from ..wallet.errors import WalletExists
 
-    if kdf not in KDF_CHOICES:
-        raise typer.BadParameter(f"--kdf must be one of {', '.join(KDF_CHOICES)}")
+    _check_kdf(kdf)
     if wallet.exists():
         raise WalletExists(f"{wallet} already exists; choose another --wallet path")
-    passphrase = _read_secret(PASSPHRASE_ENV, passphrase_file, "New passphrase", confirm=True)
+    passphrase = read_secret(PASSPHRASE_ENV, passphrase_file, "New passphrase", confirm=True)
     w, phrase = Wallet.create(wallet, passphrase, kdf=KDF_PROFILES[kdf])
     w.close()
     words = phrase.split()
     grid = "\n".join("  ".join(f"{i + 1:2d}. {words[i]:<10}" for i in range(r, len(words), 6))
                      for r in range(6))
-    _emit({"wallet": str(wallet), "phrase": phrase}, as_json,
-          f"Wallet created: {wallet}\n\n[bold]Your seed phrase[/] (shown once; write it down"
-          f" and keep it offline — it restores every coin):\n\n{grid}\n\n"
-          "Next: ecash wallet register --bank URL --account ID")
+    emit({"wallet": str(wallet), "phrase": phrase}, as_json,
+         f"Wallet created: {escape(str(wallet))}\n\n[bold]Your seed phrase[/] (24 words that"
+         " rebuild this wallet and every coin in it; shown once: write it down and keep it"
+         f" offline):\n\n{grid}\n\nNext: ecash wallet register --bank URL --account ID")
 
 
 @app.command()
@@ -225,142 +92,161 @@ def register(wallet: WalletPath,
              bank: Annotated[str, typer.Option("--bank", help="The bank's URL.")],
              account: Annotated[str, typer.Option("--account", help="Your account id.")],
              credential_file: Annotated[Path | None, typer.Option(
-                 "--credential-file", help=f"Holder credential [or env {CREDENTIAL_ENV}, or a"
-                 " prompt].")] = None,
+                 "--credential-file",
+                 help=f"Your bank credential from this file (else env {CREDENTIAL_ENV},"
+                 " else a hidden prompt).")] = None,
              master_key: Annotated[str | None, typer.Option(
-                 "--master-key", help="Expected master public key (hex); else trusted on"
-                 " first use.")] = None,
+                 "--master-key", show_default="trust the first key seen",
+                 help="The bank's master public key you expect (64 hex).")] = None,
              as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Register the wallet's identity with the bank and pin its master key."""
-    pinned = _hex32(master_key, "--master-key")
-    with _wallet(wallet, passphrase_file) as w:
-        cred = _read_secret(CREDENTIAL_ENV, credential_file, "Bank credential",
-                            what="credential")
+    pinned = hex32(master_key, "--master-key")
+    with wallet_at(wallet, passphrase_file) as w:
+        cred = read_secret(CREDENTIAL_ENV, credential_file, "Bank credential",
+                           what="credential")
         out = w.register(bank, account, cred, master_key=pinned)
-    _emit(out, as_json,
-          f"Registered account {out['account_id']} at {out['bank']}.\n"
-          f"  bank master key fingerprint  [bold]{out['master_key_fingerprint']}[/] (pinned)\n"
-          f"  keyset fingerprint           [bold]{out['keyset_fingerprint']}[/]\n"
-          "Compare both with what the bank publishes.")
+    emit(out, as_json,
+         f"Registered account {escape(out['account_id'])} at {escape(out['bank'])}.\n"
+         "  bank master key (signs all the bank's coin keys), fingerprint"
+         f"  [bold]{out['master_key_fingerprint']}[/] (pinned)\n"
+         f"  keyset (the bank's current coin keys), fingerprint  [bold]"
+         f"{out['keyset_fingerprint']}[/]\n"
+         "Compare both with what the bank publishes.")
 
 
-@app.command()
+# "-3" is an amount (refused in words), not an unknown option
+AMOUNT_CONTEXT = {"ignore_unknown_options": True}
+
+
+@app.command(context_settings=AMOUNT_CONTEXT)
 @guarded
-def load(wallet: WalletPath,
-         amount: Annotated[int, typer.Argument(help="Amount in minor units (1000 = 10.00 CNY).",
-                                               min=1)],
-         as_json: Json = False, passphrase_file: PassFile = None) -> None:
-    """Withdraw AMOUNT from the account as coins (a spread of denominations)."""
-    with _wallet(wallet, passphrase_file) as w, _progress("withdrawing", as_json) as bar:
-        out = w.load(amount, bar)
+def load(wallet: WalletPath, amount: AmountArg, as_json: Json = False,
+         passphrase_file: PassFile = None) -> None:
+    """Withdraw AMOUNT from your bank account into the wallet as coins."""
+    with wallet_at(wallet, passphrase_file) as w:
         cur = w.currency
+        minor = parse_amount(amount, cur)
+        with progress("withdrawing", as_json) as bar:
+            out = w.load(minor, bar)
     note = " (completed an interrupted load)" if out.get("resumed") else ""
-    _emit(out, as_json, f"Loaded {money(out['amount'], cur)} as {out['coins']} coins{note}.")
+    emit(with_money(out, cur), as_json,
+         f"Loaded {money_text(out['amount'], cur)} as {out['coins']} {COINS}{note}.")
 
 
-def _read_request(request: str | None, request_file: Path | None):
+def _resolve(request: str | None, request_file: Path | None) -> Any:
+    """The request the holder gave, in any form the wallet reads (an ``ecash:``
+    URI, the offline text, JSON), resolved to a checked envelope."""
     from ..wallet.errors import WalletError
-    from ..wire import text
+    from ..wallet.request_source import resolve_request
 
     if request_file is not None:
-        raw = request_file.read_text(encoding="utf-8")
+        try:
+            raw = request_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WalletError(f"cannot read {request_file}:"
+                              f" {getattr(exc, 'strerror', None) or 'not text'}",
+                              "unreadable_file") from None
     elif request is not None and request != "-":
         raw = request
     else:
         if sys.stdin.isatty():
-            raise WalletError("give the request (ecreq1:...), --request-file, or pipe it in",
-                              "no_request")
+            raise WalletError("give the request (an ecash: link or ecreq1:... text),"
+                              " --request-file, or pipe it in", "no_request")
         raw = sys.stdin.read()
-    raw = raw.strip()
-    if raw.startswith("{"):
-        from ..wire import json as wj
-
-        return wj.envelope_from_json(wj.loads(raw))
-    return text.request_from_text(raw)
+    return resolve_request(raw)
 
 
 @app.command()
 @guarded
 def pay(wallet: WalletPath,
         request: Annotated[str | None, typer.Argument(
-            help="The signed request (ecreq1:...), or - for stdin.")] = None,
+            metavar="REQUEST",
+            help="The payment request: an ecash: link, the ecreq1: text, or - for stdin.",
+            show_default=False)] = None,
         request_file: Annotated[Path | None, typer.Option(
-            "--request-file", help="Read the request from a file.")] = None,
+            "--request-file", help="Read the request from a file.")
+            ] = None,
         out: Annotated[Path | None, typer.Option(
-            "--out", help="Write the payment (ecpay1:...) to this file.")] = None,
+            "--out", help="Write the payment (ecpay1:...) to this file.",
+            show_default="stdout")] = None,
         offline: Annotated[bool, typer.Option(
-            "--offline", help="Do not POST to the request's pos_url; print the payment.")
-            ] = False,
+            "--offline", help="Do not send the payment to the till; print it.")] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")
                        ] = False,
         as_json: Json = False, passphrase_file: PassFile = None) -> None:
-    """Pay a signed payment request (checked against the bank's pinned master key)."""
+    """Pay a shop's signed payment request (checked against the bank's pinned key)."""
     from ..wallet.errors import TerminalError
 
-    envelope = _read_request(request, request_file)
-    with _wallet(wallet, passphrase_file) as w:
+    resolved = _resolve(request, request_file)
+    envelope, description = resolved.envelope, resolved.description
+    if resolved.description_problem and not as_json:
+        err_console.print(f"warning: {resolved.description_problem}", markup=False,
+                          highlight=False)
+    with wallet_at(wallet, passphrase_file) as w:
         info = w.check_request(envelope)
         cur = info["currency"]
+        what = f" for {description!r}" if description else ""
         if not yes and not as_json and sys.stdin.isatty() and request not in (None, "-"):
-            name = shown(info["merchant_id"])
-            typer.confirm(f"Pay {money(info['amount'], cur)} to {name!r}?", abort=True)
+            typer.confirm(f"Pay {money_text(info['amount'], cur)} to {shown(info['merchant_id'])!r}"
+                          f"{what}?", abort=True)
         elif not as_json:
-            err_console.print(f"Paying {money(info['amount'], cur)} to"
-                              f" [bold]{payee(info['merchant_id'])}[/] (certified by the bank).",
-                              highlight=False)
+            err_console.print(f"Paying {money_text(info['amount'], cur)} to"
+                              f" [bold]{payee(info['merchant_id'])}[/]{escape(what)}"
+                              " (a shop certified by the bank).", highlight=False)
         try:
-            payment = w.pay(envelope, send=not offline)
+            payment = w.pay(envelope, send=not offline, description=description)
             error = None
         except TerminalError as exc:
             payment = w.stored_payment(envelope.request.request_id)
             error = exc
-    data = payment.to_json()
+    data = with_money({**payment.to_json(), "description": description}, cur)
     if out is not None:
         write_private(out, payment.text + "\n")  # transcripts: bearer until deposited
     if error is not None:
-        data["error"] = {"code": error.code, "message": str(error)}
-        released = error.outcome == "released"
-        if as_json:
-            typer.echo(json.dumps(data, indent=2))
-        elif released:
-            err_console.print(f"[bold red]refused:[/] {error}", highlight=False)
-        else:
-            if out is None:
-                typer.echo(payment.text)
-            err_console.print(f"[bold yellow]pending:[/] {error}", highlight=False)
-        raise typer.Exit(EXIT_FAILED if released else EXIT_PENDING)
+        _terminal_failed(error, payment, data, as_json, printed=out is not None)
     again = " (the identical payment, asked again)" if payment.repeated else ""
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        emit(data, True)
     elif payment.status == "released":
-        err_console.print(f"The terminal refused this payment ({payment.error['code']}) with a"
-                          " signed refusal; its coins were released.", highlight=False)
-        raise typer.Exit(EXIT_FAILED)
+        contract.fail(payment.error["code"] if payment.error else "refused",
+                      "the shop's till refused this payment and signed its refusal; the"
+                      " coins are spendable again", False, EXIT_REFUSED)
     elif payment.status == "confirmed":
-        console.print(f"Paid {money(payment.amount, cur)} to {payee(payment.merchant_id)}"
-                      f" with {len(payment.spends)} coins; receipt verified{again}.",
-                      highlight=False)
+        console.print(f"Paid {money_text(payment.amount, cur)} to {payee(payment.merchant_id)}"
+                      f"{escape(what)} with {len(payment.spends)} {COINS}; the shop's receipt"
+                      f" is verified{again}.", highlight=False)
     else:
         if out is None:
             typer.echo(payment.text)
-        err_console.print(f"Payment of {money(payment.amount, cur)} to"
-                          f" {payee(payment.merchant_id)}"
-                          f" ({len(payment.spends)} coins){again}: hand it to the merchant;"
-                          " its coins are pending until the bank settles them.",
+        err_console.print(f"Payment of {money_text(payment.amount, cur)} to"
+                          f" {payee(payment.merchant_id)}{escape(what)}"
+                          f" ({len(payment.spends)} {COINS}){again}: hand it to the shop;"
+                          " its coins stay pending until the bank settles them.",
                           highlight=False)
+
+
+def _terminal_failed(error: Any, payment: Any, data: dict, as_json: bool,
+                     printed: bool) -> None:
+    """The till refused (coins released: exit 1) or did not confirm (exit 3)."""
+    released = error.outcome == "released"
+    if not released and not as_json and not printed:
+        typer.echo(payment.text)  # the holder can still hand it over
+    contract.fail(error.code, str(error), as_json, EXIT_REFUSED if released else EXIT_PENDING,
+                  outcome="released" if released else "pending", payment=data)
 
 
 @app.command()
 @guarded
 def sync(wallet: WalletPath, as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Go online: finish interrupted loads, resend unconfirmed payments, settle
-    pending coins, refresh the keyset, reset the offline counters."""
-    with _wallet(wallet, passphrase_file) as w, _progress("resuming", as_json) as bar:
+    pending coins, refresh the bank's keys, reset the offline counters."""
+    with wallet_at(wallet, passphrase_file) as w, progress("resuming", as_json) as bar:
         out = w.sync(bar)
     s = out["settled"]
-    lines = [f"Keyset fingerprint {out['keyset_fingerprint']}.",
-             f"Pending coins: {s['spent']} spent, {s['freed']} back to spendable,"
-             f" {s['still_pending']} still pending, {s['expired']} expired."]
+    lines = [f"Keyset (the bank's current coin keys) fingerprint {out['keyset_fingerprint']}.",
+             f"Pending coins (paid, waiting for the bank): {s['spent']} spent,"
+             f" {s['freed']} back to spendable, {s['still_pending']} still pending,"
+             f" {s['expired']} expired."]
     if out["resumed"]:
         lines.append(f"Finished {len(out['resumed'])} interrupted operation(s).")
     if out["resent"]:
@@ -370,90 +256,96 @@ def sync(wallet: WalletPath, as_json: Json = False, passphrase_file: PassFile = 
                      " `ecash wallet renew`.")
     if s["disputed"]:
         lines.append(f"[bold red]{s['disputed']} payment(s) refused or unanswered by the"
-                     " terminal were nevertheless deposited: see `ecash wallet disputes`.[/]")
+                     " shop's till were nevertheless deposited: see `ecash wallet disputes`.[/]")
     for f in out["disputes_filed"]:
         lines.append(f"Dispute of payment {f['request_id'][:16]}… filed with the bank:"
-                     f" {f.get('status', 'not filed: ' + str(f.get('error')))}.")
-    lines += [f"[bold yellow]warning:[/] {w}" for w in out["warnings"]]
-    _emit(out, as_json, "\n".join(lines))
+                     f" {escape(str(f.get('status', 'not filed: ' + str(f.get('error')))))}.")
+    lines += [f"[bold yellow]warning:[/] {escape(str(x))}" for x in out["warnings"]]
+    emit(out, as_json, "\n".join(lines))
 
 
 @app.command()
 @guarded
 def balance(wallet: WalletPath, as_json: Json = False,
             passphrase_file: PassFile = None) -> None:
-    """Spendable coins per denomination, pending coins apart, spend deadlines."""
-    with _wallet(wallet, passphrase_file) as w:
+    """Spendable coins per value, pending coins apart, spend deadlines."""
+    with wallet_at(wallet, passphrase_file) as w:
         b = w.balance()
     cur = b["currency"]
-    t = Table(title=f"Spendable {money(b['spendable'], cur)}", title_justify="left")
+    if as_json:
+        emit(with_money(b, cur), True)
+        return
+    console.print(f"Spendable {money_text(b['spendable'], cur)} in {COINS}:", highlight=False)
+    t = Table()
     t.add_column("coin", justify="right")
     t.add_column("count", justify="right")
     t.add_column("value", justify="right")
     for d in b["denominations"]:
-        t.add_row(money(d["value"], cur), str(d["count"]), money(d["value"] * d["count"], cur))
-    if not as_json:
-        console.print(t)
-        if b["pending"]:
-            console.print(f"Pending {money(b['pending'], cur)} in {len(b['pending_coins'])}"
-                          " coins (ECASH-1 9.4); earliest free "
-                          f"{when(b['pending_coins'][0]['until'])}", highlight=False)
-        if b["past_spend_deadline"]:
-            console.print(f"{money(b['past_spend_deadline'], cur)} past the spend deadline:"
-                          " `ecash wallet renew`", highlight=False)
-        for d in b["spend_deadlines"]:
-            console.print(f"  {d['count']} coins ({money(d['value'], cur)}) spendable until"
-                          f" {when(d['spend_deadline'])}", highlight=False)
-        if b["disputes"]:
-            console.print(f"[bold red]{len(b['disputes'])} disputed payment(s)[/]"
-                          f" ({money(sum(d['amount'] for d in b['disputes']), cur)}): refused"
-                          " or unanswered by the terminal, yet deposited; see"
-                          " `ecash wallet disputes`", highlight=False)
-        console.print(f"Keyset {b['keyset_fingerprint']}, bank key"
-                      f" {b['master_key_fingerprint']}, last online"
-                      f" {when(b['last_online_at'])}", highlight=False)
-    else:
-        typer.echo(json.dumps(b, indent=2))
+        t.add_row(money_text(d["value"], cur), str(d["count"]),
+                  money_text(d["value"] * d["count"], cur))
+    console.print(t)
+    if b["pending"]:
+        console.print(f"{money_text(b['pending'], cur)} in {len(b['pending_coins'])} coins is"
+                      f" {PENDING}; the earliest may come back"
+                      f" {when(b['pending_coins'][0]['until'])}", highlight=False)
+    if b["past_spend_deadline"]:
+        console.print(f"{money_text(b['past_spend_deadline'], cur)} past the spend deadline:"
+                      " `ecash wallet renew`", highlight=False)
+    for d in b["spend_deadlines"]:
+        console.print(f"  {d['count']} coins ({money_text(d['value'], cur)}) spendable until"
+                      f" {when(d['spend_deadline'])}", highlight=False)
+    if b["disputes"]:
+        console.print(f"[bold red]{len(b['disputes'])} disputed payment(s)[/]"
+                      f" ({money_text(sum(d['amount'] for d in b['disputes']), cur)}): refused"
+                      " or unanswered by the shop's till, yet deposited; see"
+                      " `ecash wallet disputes`", highlight=False)
+    console.print(f"Keyset {b['keyset_fingerprint'] or '-'}, bank key"
+                  f" {b['master_key_fingerprint'] or '-'}, last online"
+                  f" {when(b['last_online_at'])}", highlight=False)
 
 
 @app.command()
 @guarded
-def history(wallet: WalletPath, limit: Annotated[int, typer.Option(min=1)] = 50,
+def history(wallet: WalletPath,
+            limit: Annotated[int, typer.Option(min=1, help="How many entries.",
+                                               show_default=True)] = 50,
             as_json: Json = False, passphrase_file: PassFile = None) -> None:
-    """Loads, payments, exchanges and syncs, newest first."""
-    with _wallet(wallet, passphrase_file) as w:
+    """Loads, payments (with what was bought), exchanges and syncs, newest first."""
+    with wallet_at(wallet, passphrase_file) as w:
         events = w.history(limit)
         payments = w.payments(limit)
         cur = w.currency if w.store.meta("policy") else None
+    if as_json:
+        emit(with_money({"events": events, "payments": payments}, cur), True)
+        return
     t = Table()
     for col in ("when", "what", "amount", "detail"):
         t.add_column(col)
     for e in events:
-        t.add_row(when(e["at"]), e["kind"], money(e["amount"], cur), e["detail"])
-    p = Table(title="Payments")
-    for col in ("when", "to", "amount", "coins", "status"):
-        p.add_column(col)
-    for x in payments:
-        p.add_row(when(x["created_at"]), payee(x["merchant_id"]), money(x["amount"], cur),
-                  str(x["coins"]), x["status"])
-    if as_json:
-        typer.echo(json.dumps({"events": events, "payments": payments}, indent=2))
-    else:
-        console.print(t)
-        if payments:
-            console.print(p)
+        t.add_row(when(e["at"]), e["kind"], money_text(e["amount"], cur), escape(str(e["detail"])))
+    console.print(t)
+    if payments:
+        p = Table(title="Payments")
+        for col in ("when", "to", "for", "amount", "coins", "status"):
+            p.add_column(col)
+        for x in payments:
+            p.add_row(when(x["created_at"]), payee(x["merchant_id"]),
+                      escape(x.get("description") or "-"), money_text(x["amount"], cur),
+                      str(x["coins"]), x["status"])
+        console.print(p)
 
 
 @app.command()
 @guarded
 def disputes(wallet: WalletPath, as_json: Json = False,
              passphrase_file: PassFile = None) -> None:
-    """Payments a terminal refused or never answered whose coins were deposited
+    """Payments a shop's till refused or never answered whose coins were deposited
     anyway: the evidence kept, and the bank's answer once filed (by `sync`)."""
-    with _wallet(wallet, passphrase_file) as w:
+    with wallet_at(wallet, passphrase_file) as w:
         found = w.disputes()
+        cur = w.currency if w.store.meta("policy") else None
     if as_json:
-        typer.echo(json.dumps({"disputes": found}, indent=2, ensure_ascii=False))
+        emit(with_money({"disputes": found}, cur), True)
         return
     if not found:
         console.print("No disputed payments.", highlight=False)
@@ -462,41 +354,48 @@ def disputes(wallet: WalletPath, as_json: Json = False,
         filed = d["filed"]
         state = (f"filed: {filed.get('status')} ({filed.get('reason')})" if filed else
                  "filed at the next sync" if d["evidence"]["refusal"] else
-                 "no signed refusal: take the evidence (--json) to the merchant")
+                 "no signed refusal: take the evidence (--json) to the shop")
         console.print(f"{when(d['created_at'])}  {payee(d['merchant_id'])}"
-                      f"  {money(d['amount'], d['currency'])}\n  {d['explanation']}\n"
-                      f"  request {d['request_id']}\n  {state}", highlight=False)
+                      f"  {money_text(d['amount'], d['currency'])}\n"
+                      f"  {escape(d['explanation'])}\n"
+                      f"  request {d['request_id']}\n  {escape(state)}", highlight=False)
 
 
 @app.command()
 @guarded
 def renew(wallet: WalletPath,
           within_days: Annotated[int, typer.Option(
-              "--within-days", min=0, help="Renew coins whose spend deadline is this close.")
+              "--within-days", min=0, show_default=True,
+              help="Renew coins whose spend deadline is this many days away or closer.")
               ] = 30,
           as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Exchange coins whose key nears its spend deadline for new ones."""
-    with _wallet(wallet, passphrase_file) as w, _progress("renewing", as_json) as bar:
+    with wallet_at(wallet, passphrase_file) as w, progress("renewing", as_json) as bar:
         out = w.renew(within_days * 86_400, bar)
         cur = w.currency
-    _emit(out, as_json, f"Renewed {out['renewed_coins']} coins"
-          f" ({money(out['amount'], cur)}).")
+    emit(with_money(out, cur), as_json, f"Renewed {out['renewed_coins']} coins"
+         f" ({money_text(out['amount'], cur)}).")
 
 
-@app.command("break")
+@app.command("break", context_settings=AMOUNT_CONTEXT)
 @guarded
 def break_(wallet: WalletPath,
-           amount: Annotated[int | None, typer.Argument(
-               help="Make this amount payable exactly (minor units).", min=1)] = None,
-           value: Annotated[int | None, typer.Option(
-               "--value", help="Break a coin of this value.", min=1)] = None,
+           amount: Annotated[str | None, typer.Argument(
+               metavar="AMOUNT", show_default="the largest coin",
+               help="Make this amount payable exactly (major unit, e.g. 3.50).")] = None,
+           value: Annotated[str | None, typer.Option(
+               "--value",
+               help="Break a coin of this value (major unit, e.g. 5.00).")] = None,
            as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Exchange one large coin for smaller ones (default: the largest coin)."""
-    with _wallet(wallet, passphrase_file) as w, _progress("exchanging", as_json) as bar:
-        out = w.break_coin(amount=amount, value=value, progress=bar)
+    with wallet_at(wallet, passphrase_file) as w:
         cur = w.currency
-    _emit(out, as_json, f"Broke a {money(out['broken'], cur)} coin into"
-          f" {', '.join(money(v, cur) for v in out['into'])}.")
+        minor = None if amount is None else parse_amount(amount, cur)
+        coin = None if value is None else parse_amount(value, cur, "--value")
+        with progress("exchanging", as_json) as bar:
+            out = w.break_coin(amount=minor, value=coin, progress=bar)
+    emit(with_money(out, cur), as_json, f"Broke a {money_text(out['broken'], cur)} coin into"
+         f" {', '.join(money_text(v, cur) for v in out['into'])}.")
 
 
 @app.command()
@@ -505,13 +404,17 @@ def restore(wallet: WalletPath,
             bank: Annotated[str, typer.Option("--bank", help="The bank's URL.")],
             account: Annotated[str, typer.Option("--account", help="Your account id.")],
             phrase_file: Annotated[Path | None, typer.Option(
-                "--phrase-file", help=f"Seed phrase [or env {PHRASE_ENV}, or a prompt].")
-                ] = None,
+                "--phrase-file",
+                help=f"The seed phrase from this file (else env {PHRASE_ENV}, else a"
+                " hidden prompt).")] = None,
             credential_file: Annotated[Path | None, typer.Option(
-                "--credential-file", help=f"Holder credential [or env {CREDENTIAL_ENV}].")
-                ] = None,
-            master_key: Annotated[str | None, typer.Option("--master-key")] = None,
-            kdf: Annotated[str, typer.Option(help="argon2id cost.")] = "moderate",
+                "--credential-file",
+                help=f"Your bank credential from this file (else env {CREDENTIAL_ENV},"
+                " else a hidden prompt).")] = None,
+            master_key: Annotated[str | None, typer.Option(
+                "--master-key", show_default="trust the first key seen",
+                help="The bank's master public key you expect (64 hex).")] = None,
+            kdf: Kdf = "moderate",
             as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Rebuild a wallet from its seed phrase and the bank's withdrawal records.
 
@@ -520,24 +423,23 @@ def restore(wallet: WalletPath,
     from ..wallet import KDF_PROFILES, Wallet
     from ..wallet.errors import WalletExists
 
-    if kdf not in KDF_CHOICES:
-        raise typer.BadParameter(f"--kdf must be one of {', '.join(KDF_CHOICES)}")
+    _check_kdf(kdf)
     if wallet.exists():
         raise WalletExists(f"{wallet} already exists; restore into a new --wallet path")
-    pinned = _hex32(master_key, "--master-key")
-    phrase = _read_secret(PHRASE_ENV, phrase_file, "Seed phrase", what="phrase")
-    cred = _read_secret(CREDENTIAL_ENV, credential_file, "Bank credential", what="credential")
-    passphrase = _read_secret(PASSPHRASE_ENV, passphrase_file, "New passphrase", confirm=True)
-    with _progress("restoring", as_json) as bar:
+    pinned = hex32(master_key, "--master-key")
+    phrase = read_secret(PHRASE_ENV, phrase_file, "Seed phrase", what="phrase")
+    cred = read_secret(CREDENTIAL_ENV, credential_file, "Bank credential", what="credential")
+    passphrase = read_secret(PASSPHRASE_ENV, passphrase_file, "New passphrase", confirm=True)
+    with progress("restoring", as_json) as bar:
         w, out = Wallet.restore(wallet, passphrase, phrase, bank, account, cred,
                                 master_key=pinned, kdf=KDF_PROFILES[kdf], progress=bar)
     cur = w.currency
     w.close()
-    _emit(out, as_json,
-          f"Restored {out['coins']} coins: {out['spent']} already spent,"
-          f" {out['pending']} pending ({money(out['pending_value'], cur)}) until"
-          f" {when(out['pending_until'])}, then spendable if still unspent"
-          f" (ECASH-1 9.4). {out['expired']} expired.")
+    emit(with_money(out, cur), as_json,
+         f"Restored {out['coins']} {COINS}: {out['spent']} already spent,"
+         f" {out['pending']} {PENDING} ({money_text(out['pending_value'], cur)}) until"
+         f" {when(out['pending_until'])}, then spendable if still unspent."
+         f" {out['expired']} expired.")
 
 
 @app.command()
@@ -546,23 +448,26 @@ def close(wallet: WalletPath,
           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")
                          ] = False,
           as_json: Json = False, passphrase_file: PassFile = None) -> None:
-    """Redeem every spendable coin to the account and close the account."""
+    """Pay every spendable coin back into the account and close the account."""
     if not yes:
         if not sys.stdin.isatty():
-            _fail("confirmation_needed", "closing the account needs --yes", as_json)
-        typer.confirm("Redeem all coins and close the account at the bank?", abort=True)
-    with _wallet(wallet, passphrase_file) as w, _progress("closing", as_json) as bar:
+            contract.fail("confirmation_needed", "closing the account needs --yes when not"
+                          " run on a terminal", as_json, EXIT_USAGE)
+        typer.confirm("Pay all coins back into the account and close it at the bank?",
+                      abort=True)
+    with wallet_at(wallet, passphrase_file) as w, progress("closing", as_json) as bar:
         out = w.close_account(bar)
         cur = w.currency
-    lines = [f"Redeemed {out['redeemed']['accepted']} coins"
-             f" ({money(out['redeemed']['value'], cur)}); account"
+    lines = [f"Paid {out['redeemed']['accepted']} coins"
+             f" ({money_text(out['redeemed']['value'], cur)}) back into the account; account"
              f" {out['account']['status']}, paid out after"
              f" {when(out['account'].get('payout_after'))}."]
     if out["pending_coins"]:
-        lines.append(f"{out['pending_coins']} pending coins ({money(out['pending_value'], cur)})"
-                     f" remain: run `ecash wallet close` again after"
+        lines.append(f"{out['pending_coins']} pending coins"
+                     f" ({money_text(out['pending_value'], cur)}) remain: run"
+                     " `ecash wallet close` again after"
                      f" {when(out['pending_until'])}.")
-    _emit(out, as_json, "\n".join(lines))
+    emit(with_money(out, cur), as_json, "\n".join(lines))
 
 
 @app.command()
@@ -570,10 +475,9 @@ def close(wallet: WalletPath,
 def check(wallet: WalletPath, as_json: Json = False,
           passphrase_file: PassFile = None) -> None:
     """Check the wallet file: integrity, every coin's secrets, no coin answered twice."""
-    with _wallet(wallet, passphrase_file) as w:
+    with wallet_at(wallet, passphrase_file) as w:
         out = w.audit()
     if not out["ok"]:
-        if as_json:
-            typer.echo(json.dumps(out, indent=2))
-        _fail("corrupt_wallet", "; ".join(out["problems"][:5]), False)
-    _emit(out, as_json, "The wallet file is intact.")
+        contract.fail("corrupt_wallet", "; ".join(out["problems"][:5]), as_json,
+                      problems=out["problems"])
+    emit(out, as_json, "The wallet file is intact.")

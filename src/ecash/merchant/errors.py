@@ -72,7 +72,9 @@ class RequestTaken(Refusal):
         "refused": ("already_refused", "this request refused another payment; it takes"
                     " no other"),
         "pending": ("other_payment_pending", "another payment to this request is being"
-                    " checked with the bank")}
+                    " checked with the bank"),
+        "cancelled": ("request_cancelled", "the cashier cancelled this request; it takes"
+                      " no payment")}
 
     def __init__(self, status: str) -> None:
         super().__init__(*self.WORDS[status])

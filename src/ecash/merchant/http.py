@@ -1,7 +1,10 @@
 """The terminal's web server (FastAPI): the wallet endpoint and the point of sale.
 
 ``POST /pay/{request_id_hex}`` is every request's ``pos_url``: body
-``{"spends": [spend, ...]}`` (section 8 JSON). The three outcomes of ECASH-1
+``{"spends": [spend, ...]}`` (section 8 JSON), or the customer's ``ecpay1:``
+text (a till taking the payment from the customer's side). ``GET
+/r/{request_id_hex}`` answers an ``ecash:`` payment link with the signed
+request and its signed description (docs/extensions.md). The three outcomes of ECASH-1
 5.1: accepted, ``200 {"status": "paid", "receipt": receipt}``; refused,
 ``422`` problem details (RFC 9457) with a stable ``code`` and, when the
 terminal signed one, ``"refusal"``; pending, ``202 {"status": "pending",
@@ -10,8 +13,9 @@ after ``retry_after_s`` for the answer). An unknown request is ``404``. The
 same payment again gets the same answer. A client, or a request, refused too
 often is answered ``429`` for a while (:mod:`.refusal_limit`).
 
-The rest serves the cashier on 127.0.0.1: ``/`` (keypad, QR, live status),
-``/report`` (settlement), and their JSON under ``/api``.
+The rest serves the cashier on 127.0.0.1: ``/`` (the sale screen), ``/day``
+(the day's sales and close), ``/receipt/{id}``, ``/report`` (settlement), and
+their JSON under ``/api`` (docs/merchant.md), added by :mod:`.tillweb`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -33,13 +37,11 @@ from starlette.requests import ClientDisconnect
 from ..crypto.errors import EcashError
 from ..wire import json as wj
 from ..wire.errors import WireError
-from ..wire.text import request_to_text
-from . import page, qr
+from ..wire.text import PAYMENT_PREFIX, payment_from_text
 from .accept import MAX_COINS
 from .errors import Forbidden, MerchantError, PaymentPending, Refusal, RequestNotFound
-from .page import PENDING_WORDS, refusal_words
 from .refusal_limit import RefusalLimiter
-from .requests import envelope_of
+from .requests import envelope_for_link
 from .terminal import Terminal
 
 log = logging.getLogger("ecash.merchant.http")
@@ -72,7 +74,14 @@ async def read_body(request: Request) -> bytes:
 
 
 def decode_payment(body: bytes) -> list:
-    """``{"spends": [spend, ...]}``, strictly (raises :class:`EcashError`)."""
+    """``{"spends": [spend, ...]}``, strictly, or the customer's ``ecpay1:`` text
+    (what a till posts when it takes the payment from the customer's side);
+    raises :class:`EcashError` with words."""
+    if body.lstrip()[:len(PAYMENT_PREFIX)] == PAYMENT_PREFIX.encode():
+        try:
+            return payment_from_text(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise WireError("the payment text is not UTF-8", "bad_character") from None
     obj = wj.exact_object(wj.loads(body), ("spends",), "body")
     spends = obj["spends"]
     if not isinstance(spends, list) or not 1 <= len(spends) <= MAX_COINS:
@@ -96,7 +105,8 @@ def create_app(t: Terminal, *, public_url: str | None = None,
     """``public_url``: the base URL wallets reach this server at (the ``pos_url``
     prefix); by default the URL the cashier's browser used.
 
-    Only ``/pay/...`` and ``/health`` are for anyone. The cashier's pages and
+    Only ``/pay/...``, ``/r/...`` (a payment link's envelope) and ``/health`` are
+    for anyone. The cashier's pages and
     ``/api`` answer clients at ``cashier_clients`` (``None``: any) that name
     this server as localhost, 127.0.0.1, [::1] or ``public_url``'s host, so a
     web page elsewhere cannot read the report through DNS rebinding.
@@ -120,7 +130,7 @@ def create_app(t: Terminal, *, public_url: str | None = None,
         names.add(urlsplit(public_url).hostname)
 
     def cashier(request: Request) -> None:
-        """Every route but ``/pay`` and ``/health`` starts with this."""
+        """Every route but ``/pay``, ``/r`` and ``/health`` starts with this."""
         if cashier_clients is None:
             return
         client = request.client.host if request.client else ""
@@ -192,77 +202,20 @@ def create_app(t: Terminal, *, public_url: str | None = None,
         return JSONResponse({"status": "paid", "receipt": wj.receipt_to_json(receipt)},
                             headers={"server-timing": f"accept;dur={took:.3f}"})
 
+    @app.get("/r/{request_id}")
+    async def fetch_request(request_id: str) -> JSONResponse:
+        """The signed request an ``ecash:`` link names (docs/extensions.md), with
+        the sale's signed description; the wallet checks the link's hash."""
+        rid = _request_id(request_id)
+        found = await run_in_threadpool(envelope_for_link, t, rid)
+        return JSONResponse(found, headers={"cache-control": "no-store"})
+
     # --- the cashier's pages and their JSON -------------------------------------
-    @app.get("/", response_class=HTMLResponse)
-    async def pos(request: Request) -> HTMLResponse:
-        cashier(request)
-        keys = t.keys
-        return HTMLResponse(page.pos_page(t.merchant_id, keys.currency, keys.fingerprint))
-
-    @app.get("/report", response_class=HTMLResponse)
-    async def report_page(request: Request) -> HTMLResponse:
-        cashier(request)
-        return HTMLResponse(page.report_page(await run_in_threadpool(t.report)))
-
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "merchant_id": t.merchant_id}
 
-    @app.get("/api/info")
-    async def info(request: Request) -> dict:
-        cashier(request)
-        keys = t.keys
-        return {"merchant_id": t.merchant_id, "currency": keys.currency,
-                "keyset_fingerprint": keys.fingerprint, "floor_limit": keys.policy.floor_limit,
-                "master_public_key": t.master_public_key.hex()}
+    from .tillweb import add_till_routes
 
-    @app.post("/api/requests")
-    async def new_request(request: Request) -> dict:
-        cashier(request)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise MerchantError("bad_content_type", "send application/json")
-        body = wj.exact_object(wj.loads(await read_body(request)), ("amount",), "body")
-        base = public_url or str(request.base_url)
-        env = await run_in_threadpool(t.create_request, wj.integer(body["amount"], "amount"),
-                                      pos_base=base)
-        text = request_to_text(env)
-        record = await run_in_threadpool(t.store.request, env.request.request_id)
-        return {"request_id": env.request.request_id.hex(), "amount": env.request.amount,
-                "currency": env.request.currency, "pos_url": env.pos_url, "text": text,
-                "expires_ms": record.expires_ms, "svg": qr.svg(text),
-                "envelope": wj.envelope_to_json(env)}
-
-    @app.get("/api/requests/{request_id}")
-    async def request_status(request_id: str, request: Request) -> dict:
-        cashier(request)
-        rid = _request_id(request_id)
-        record = await run_in_threadpool(t.store.request, rid)
-        if record is None:
-            raise RequestNotFound("unknown_request", "no such payment request at this terminal")
-        log_ = await run_in_threadpool(t.store.refusal_log, rid)
-        status = record.status
-        if status == "open" and t.now_ms() > record.expires_ms:
-            status = "expired"
-        last = log_.last[0] if log_.last else None
-        # codes only, in our own words: never text a payer sent
-        out = {"request_id": request_id, "status": status, "amount": record.request.amount,
-               "currency": record.request.currency, "expires_ms": record.expires_ms,
-               "words": PENDING_WORDS if status == "pending" else None,
-               "refusal": None if last is None else {"code": last.code,
-                                                      "words": refusal_words(last.code),
-                                                      "at_ms": last.at_ms,
-                                                      "count": log_.count},
-               "reason": None if status != "refused" else {
-                   "code": record.code, "words": refusal_words(record.code or "")},
-               "envelope": wj.envelope_to_json(envelope_of(t, record))}
-        if record.status == "paid":
-            out["receipt"] = {"request_id": request_id, "amount": record.request.amount,
-                              "signature": record.receipt.hex()}
-        return out
-
-    @app.get("/api/report")
-    async def report(request: Request) -> dict:
-        cashier(request)
-        return await run_in_threadpool(t.report)
-
+    add_till_routes(app, t, cashier=cashier, public_url=public_url)
     return app

@@ -210,13 +210,16 @@ def report(t: Terminal) -> dict:
             add("refused", g["count"], g["value"])
             code = g["code"] or g["verdict"]
             refused_codes[code] = refused_codes.get(code, 0) + g["count"]
-    payments = {"paid": _z(), "open": 0, "expired": 0, "pending": _z(), "declined": 0}
+    payments = {"paid": _z(), "open": 0, "expired": 0, "pending": _z(), "declined": 0,
+                "cancelled": 0}
     for r in fig["requests"]:
         if r["status"] in ("paid", "pending"):
             payments[r["status"]]["count"] += r["count"]
             payments[r["status"]]["value"] += r["value"]
         elif r["status"] == "refused":
             payments["declined"] += r["count"]
+        elif r["status"] == "cancelled":  # by the cashier (cancel.py)
+            payments["cancelled"] += r["count"]
         else:
             payments["expired"] += r["expired"]
             payments["open"] += r["count"] - r["expired"]

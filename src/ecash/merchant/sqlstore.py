@@ -44,6 +44,7 @@ from .store import (
     RefusalLog,
     Refused,
     RequestRecord,
+    SaleRow,
     StoredKey,
     TerminalStore,
     TranscriptRow,
@@ -370,6 +371,40 @@ class SqlStore(TerminalStore):
             "refusals": {r[0]: r[1] for r in refused},
             "refusals_total": int(refused_total or 0),
         }
+
+    # --- the till: cancel, day close ------------------------------------------
+    def cancel(self, request_id: bytes, at_ms: int) -> str | None:
+        with self._write() as conn:
+            r = self._lock_request(conn, request_id)
+            if r is None:
+                return None
+            if r.status != "open":
+                return r.status
+            # paid_ms: when the request was decided (here by the cashier)
+            conn.execute(update(requests).where(requests.c.request_id == request_id,
+                                                requests.c.status == "open")
+                         .values(status="cancelled", paid_ms=at_ms))
+        return "open"
+
+    def sales_between(self, start_ms: int, end_ms: int) -> list[SaleRow]:
+        settled = case((tx.c.verdict.is_not(None), tx.c.value), else_=0)
+        waiting = case((tx.c.verdict.is_(None), tx.c.value), else_=0)
+        coins = (select(tx.c.request_id, func.count().label("n"),
+                        func.sum(settled).label("deposited"),
+                        func.sum(waiting).label("waiting"))
+                 .where(tx.c.sale.is_(True)).group_by(tx.c.request_id).subquery())
+        q = (select(requests.c.request_id, requests.c.terminal, requests.c.amount,
+                    requests.c.currency, requests.c.timestamp_ms, requests.c.expires_ms,
+                    requests.c.status, requests.c.paid_ms, requests.c.code,
+                    requests.c.description, coins.c.n, coins.c.deposited, coins.c.waiting)
+             .select_from(requests.outerjoin(coins, coins.c.request_id == requests.c.request_id))
+             .where(requests.c.timestamp_ms >= start_ms, requests.c.timestamp_ms < end_ms)
+             .order_by(requests.c.timestamp_ms, requests.c.request_id))
+        with self._read() as conn:
+            rows = conn.execute(q).all()
+        return [SaleRow(r.request_id, r.terminal, r.amount, r.currency, r.timestamp_ms,
+                        r.expires_ms, r.status, r.paid_ms, r.code, r.description, int(r.n or 0),
+                        int(r.deposited or 0), int(r.waiting or 0)) for r in rows]
 
 
 class SqliteStore(SqlStore):

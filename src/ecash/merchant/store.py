@@ -85,6 +85,25 @@ class RefusalLog:
     last: list[Refused]
 
 
+@dataclass(frozen=True)
+class SaleRow:
+    """One request of a day's sales list, with its coins' deposit state."""
+
+    request_id: bytes
+    terminal: str
+    amount: int
+    currency: str
+    created_ms: int
+    expires_ms: int
+    status: str
+    decided_ms: int | None
+    code: str | None
+    description: str | None
+    coins: int  # coins stored for the sale
+    deposited: int  # value of those the bank has given a verdict on
+    awaiting_deposit: int  # value of those not yet deposited
+
+
 class TerminalStore(ABC):
     """Durable state of a terminal (or of all terminals of one shop)."""
 
@@ -173,6 +192,18 @@ class TerminalStore(ABC):
     @abstractmethod
     def report_figures(self, now_ms: int, warn_ms: int) -> dict:
         """The raw aggregates behind :func:`ecash.merchant.settle.report`."""
+
+    # --- the till: cancel, day close (see cancel.py, dayclose.py) --------------
+    @abstractmethod
+    def cancel(self, request_id: bytes, at_ms: int) -> str | None:
+        """In ONE transaction: an open request becomes ``cancelled`` (no payment is
+        taken after it). Returns the status it had (``"open"`` when this call
+        cancelled it), or None for an unknown request."""
+
+    @abstractmethod
+    def sales_between(self, start_ms: int, end_ms: int) -> list[SaleRow]:
+        """Every request made in ``[start_ms, end_ms)``, oldest first, with what
+        the bank has said about its coins."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -147,10 +147,12 @@ class Terminal:
 
     # --- the protocol -----------------------------------------------------------
     def create_request(self, amount: int, *, pos_base: str | None = None,
-                       ttl_s: int | None = None) -> SignedRequest:
+                       ttl_s: int | None = None,
+                       description: str | None = None) -> SignedRequest:
         from .requests import create_request
 
-        return create_request(self, amount, pos_base=pos_base, ttl_s=ttl_s)
+        return create_request(self, amount, pos_base=pos_base, ttl_s=ttl_s,
+                              description=description)
 
     def accept(self, request_id: bytes,
                spends: Sequence[Spend] | Callable[[], Sequence[Spend]]) -> Receipt:

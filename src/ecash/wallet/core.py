@@ -64,7 +64,7 @@ def bank_errors() -> Iterator[None]:
     try:
         yield
     except bank_client.BankHTTPError as exc:
-        raise BankRefused(exc.status, exc.code, exc.detail) from None
+        raise BankRefused(exc.status, exc.code, exc.detail, exc.extra) from None
     except bank_client.BankUnreachable as exc:
         raise BankUnreachable(f"{exc}; try again when online") from None
     except EcashError as exc:

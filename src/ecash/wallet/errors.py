@@ -3,6 +3,8 @@ and a message meant for the holder."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WalletError(Exception):
     code = "wallet_error"
@@ -61,11 +63,32 @@ class InsufficientCoins(WalletError):
 
 
 class BankRefused(WalletError):
-    """The bank answered with a problem; ``code`` is the bank's."""
+    """The bank answered with a problem; ``code`` is the bank's.
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"the bank refused ({status} {code}): {detail}", code)
+    ``extra`` holds the problem's own members: for ``account_frozen`` the
+    operator's ``reason`` and the fraud ``case`` (or null), which the holder
+    needs in order to know why and whom to ask; they reach the message and,
+    through :meth:`to_json`, the CLI's ``--json`` error.
+    """
+
+    def __init__(self, status: int, code: str, detail: str,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.extra = dict(extra or {})
+        super().__init__(_bank_words(status, code, detail, self.extra), code)
         self.status = status
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), **self.extra}
+
+
+def _bank_words(status: int, code: str, detail: str, extra: dict[str, Any]) -> str:
+    """The bank's refusal in words for the holder (a frozen account names its case)."""
+    if code != "account_frozen":
+        return f"the bank refused ({status} {code}): {detail}"
+    case, reason = extra.get("case"), extra.get("reason") or detail
+    where = f" (case {case})" if case is not None else ""
+    because = f": {reason}" if reason else ""
+    return f"the bank has frozen this account{where}{because}; contact the bank"
 
 
 class BankUnreachable(WalletError):

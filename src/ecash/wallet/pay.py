@@ -26,6 +26,7 @@ from ..crypto.coin import Coin
 from ..crypto.errors import EcashError
 from ..crypto.payment import Receipt, SignedRequest, Spend, make_spend
 from ..crypto.refusal import Refusal
+from ..money import format_amount, format_money
 from ..wire import binary, text
 from ..wire import json as wj
 from . import faults
@@ -76,6 +77,7 @@ class Payment:
     receipt: dict | None = None
     error: dict | None = field(default=None)
     refusal: dict | None = None  # the terminal's signed refusal, once verified
+    description: str | None = None  # what was bought (docs/extensions.md), signature checked
 
     @property
     def text(self) -> str:
@@ -86,7 +88,7 @@ class Payment:
                 "amount": self.amount, "currency": self.currency, "pos_url": self.pos_url,
                 "coins": len(self.spends), "status": self.status, "repeated": self.repeated,
                 "receipt": self.receipt, "refusal": self.refusal, "payment": self.text,
-                "error": self.error}
+                "error": self.error, "description": self.description}
 
 
 def coin_from_trusted(body: bytes) -> Coin:
@@ -123,16 +125,20 @@ class PayMixin(WalletBase):
                 "request_id": req.request_id.hex(), "timestamp_ms": req.timestamp_ms,
                 "certificate_valid_until": envelope.certificate.valid_until}
 
-    def pay(self, envelope: SignedRequest, *, send: bool = True) -> Payment:
+    def pay(self, envelope: SignedRequest, *, send: bool = True,
+            description: str | None = None) -> Payment:
         """Answer ``envelope`` (or return the identical earlier answer); with
         ``send`` and a ``pos_url``, POST it to the terminal (again, identically, if
         it was not confirmed) and check the receipt.
         A terminal that refuses, answers *pending* or cannot be reached raises
         :class:`TerminalError` after the payment is recorded; its ``outcome``
         says whether the coins were released (a valid signed refusal) or stay
-        pending."""
+        pending. ``description`` is what is being bought, as the terminal signed
+        it (the caller checked the signature:
+        :func:`ecash.wallet.request_source.resolve_request`); it is kept in the
+        payment's history."""
         self.check_request(envelope)
-        payment = self._answer(envelope)
+        payment = self._answer(envelope, description)
         if send and envelope.pos_url and payment.status in ("answered", "refused"):
             self.send_to_terminal(payment)
         return payment
@@ -141,14 +147,15 @@ class PayMixin(WalletBase):
     def stored_payment(self, request_id: bytes) -> Payment | None:
         row = self.store.conn.execute(
             "SELECT merchant_id, amount, currency, pos_url, payment, status, receipt, detail,"
-            " refusal FROM payments WHERE request_id = ?", (request_id,)).fetchone()
+            " refusal, description FROM payments WHERE request_id = ?",
+            (request_id,)).fetchone()
         if row is None:
             return None
         spends = binary.payment_from_bytes(self.open_payment(request_id, bytes(row[4])))
         return Payment(request_id, row[0], row[1], row[2], row[3], spends, row[5], True,
                        json.loads(row[6]) if row[6] else None,
                        {"code": row[7]} if row[7] else None,
-                       json.loads(row[8]) if row[8] else None)
+                       json.loads(row[8]) if row[8] else None, row[9])
 
     def stored_envelope(self, request_id: bytes) -> SignedRequest | None:
         """The signed request with its certificate, as it was paid (None for a
@@ -157,7 +164,7 @@ class PayMixin(WalletBase):
                                       (request_id,)).fetchone()
         return wj.envelope_from_json(json.loads(row[0])) if row and row[0] else None
 
-    def _answer(self, envelope: SignedRequest) -> Payment:
+    def _answer(self, envelope: SignedRequest, description: str | None = None) -> Payment:
         req = envelope.request
         rid = req.request_id
         with self._lock:
@@ -172,12 +179,13 @@ class PayMixin(WalletBase):
             self.refresh_coins()
             for _ in range(3):
                 try:
-                    return self._record(envelope, now, ts)
+                    return self._record(envelope, now, ts, description)
                 except _Raced:
                     self._load_coins()  # another process took a coin: look again
             raise WalletError("the wallet is busy; try again", "busy")
 
-    def _record(self, envelope: SignedRequest, now: int, ts: int) -> Payment:
+    def _record(self, envelope: SignedRequest, now: int, ts: int,
+                description: str | None = None) -> Payment:
         req = envelope.request
         rid = req.request_id
         until = max(now, ts) + self.deposit_window + CLOCK_MARGIN_S
@@ -208,22 +216,23 @@ class PayMixin(WalletBase):
             conn.execute(
                 "INSERT INTO payments (request_id, kind, merchant_id, amount, currency,"
                 " timestamp_ms, pos_url, merchant_key, payment, n_coins, status, created_at,"
-                " updated_at, envelope) VALUES (?, 'pay', ?, ?, ?, ?, ?, ?, ?, ?, 'answered',"
-                " ?, ?, ?)",
+                " updated_at, envelope, description) VALUES (?, 'pay', ?, ?, ?, ?, ?, ?, ?, ?,"
+                " 'answered', ?, ?, ?, ?)",
                 (rid, req.merchant_id, req.amount, req.currency, req.timestamp_ms,
                  envelope.pos_url, envelope.certificate.public_key,
                  self.seal_payment(rid, blob), len(spends), now, now,
-                 json.dumps(wj.envelope_to_json(envelope))))
+                 json.dumps(wj.envelope_to_json(envelope)), description))
         self.apply_coin_state(ids, "pending", request_id=rid, pending_until=until)
         faults.point("pay.recorded")
         return Payment(rid, req.merchant_id, req.amount, req.currency, envelope.pos_url,
-                       spends, "answered")
+                       spends, "answered", description=description)
 
     def _check_limits(self, conn, amount: int, now: int) -> None:
         p = self.policy
         if amount > p.single_payment_limit:
-            raise LimitExceeded(f"single payment limit: {amount} is over"
-                                f" {p.single_payment_limit}", "single_payment_limit")
+            raise LimitExceeded(f"single payment limit: {self._money(amount)} is over"
+                                f" {self._money(p.single_payment_limit)}",
+                                "single_payment_limit")
         mark = int(self.store.meta_text("online_mark") or 0)
         day, count = conn.execute(
             "SELECT COALESCE(SUM(CASE WHEN created_at > ? THEN amount END), 0),"
@@ -231,8 +240,9 @@ class PayMixin(WalletBase):
             " WHERE kind = 'pay' AND (created_at > ? OR rowid > ?)",
             (now - DAY, mark, now - DAY, mark)).fetchone()
         if day + amount > p.daily_offline_limit:
-            raise LimitExceeded(f"daily offline limit: {day} paid in the last 24 hours, the"
-                                f" limit is {p.daily_offline_limit}", "daily_offline_limit")
+            raise LimitExceeded(f"daily offline limit: {self._money(day)} paid in the last"
+                                f" 24 hours, the limit is {self._money(p.daily_offline_limit)}",
+                                "daily_offline_limit")
         if count + 1 > p.consecutive_offline_limit:
             raise LimitExceeded(f"{count} payments since the wallet was last online (limit"
                                 f" {p.consecutive_offline_limit}): run `ecash wallet sync`",
@@ -245,18 +255,24 @@ class PayMixin(WalletBase):
         expired = sum(c.value for c in self._coins.values() if c.state == "unspent") \
             - total
         if total < amount:
-            msg = f"not enough spendable coins: {total} spendable, {amount} asked"
+            msg = (f"not enough spendable coins: {self._money(total)} spendable,"
+                   f" {self._money(amount)} asked")
             if pending:
-                msg += f"; {pending} is pending (settled by `ecash wallet sync`)"
+                msg += f"; {self._money(pending)} is pending (settled by `ecash wallet sync`)"
             if expired:
-                msg += f"; {expired} is past its key's spend deadline (`ecash wallet renew`)"
+                msg += (f"; {self._money(expired)} is past its key's spend deadline"
+                        " (`ecash wallet renew`)")
             raise InsufficientCoins(msg)
         live = sorted(self.withdrawable()) or sorted({c.value for c in spendable})
         value = suggest_break(amount, spendable, live)
-        hint = (f"run `ecash wallet break --value {value}`" if value is not None
-                else "run `ecash wallet break`")
-        raise CannotPay(f"your coins ({total} spendable) cannot make exactly {amount};"
-                        f" {hint}, then pay again")
+        hint = (f"run `ecash wallet break --value {format_amount(value, self.currency)}`"
+                if value is not None else "run `ecash wallet break`")
+        raise CannotPay(f"your coins ({self._money(total)} spendable) cannot make exactly"
+                        f" {self._money(amount)}; {hint}, then pay again")
+
+    def _money(self, minor: int) -> str:
+        """An amount in the holder's words (major units with the currency code)."""
+        return format_money(minor, self.currency)
 
     # --- the terminal ----------------------------------------------------------------
     def send_to_terminal(self, payment: Payment) -> Payment:

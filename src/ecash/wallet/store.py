@@ -20,7 +20,8 @@ from ..crypto.coin import compute_coin_id
 from ..files import create_private_file
 from .errors import CorruptWallet, NoWallet, WalletError, WalletExists
 
-FORMAT = b"ecash-wallet/2"
+FORMAT = b"ecash-wallet/3"
+FORMAT_2 = b"ecash-wallet/2"  # payments kept no description of the sale
 FORMAT_1 = b"ecash-wallet/1"  # serial held A; payments kept no request or refusal
 
 SCHEMA = """
@@ -66,6 +67,7 @@ CREATE TABLE payments (                      -- one row per request answered
     envelope TEXT,                           -- the signed request with its certificate (JSON)
     refusal TEXT,                            -- the terminal's signed refusal, once verified (JSON)
     dispute TEXT,                            -- the bank's answer to the holder's dispute (JSON)
+    description TEXT,                        -- what was bought, as the terminal signed it
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
 );
 CREATE INDEX payments_recent ON payments(kind, created_at);
@@ -140,6 +142,9 @@ class Store:
             raise CorruptWallet(f"{path} is not a readable wallet file ({exc})") from None
         if fmt == FORMAT_1:
             store._migrate_from_1()
+            fmt = FORMAT_2
+        if fmt == FORMAT_2:
+            store._migrate_from_2()
         elif fmt != FORMAT:
             raise CorruptWallet(f"{path} is not an ecash wallet (or of an unknown format)")
         return store
@@ -157,6 +162,17 @@ class Store:
                              [(coin_id_of_body(bytes(body)), cid) for cid, body in rows])
             for column in ("envelope", "refusal", "dispute"):
                 conn.execute(f"ALTER TABLE payments ADD COLUMN {column} TEXT")
+            self.set_meta("format", FORMAT_2)
+
+    def _migrate_from_2(self) -> None:
+        """Format 2 to 3 in one transaction: payments gain the sale's
+        description (docs/extensions.md); older payments have none."""
+        with self.tx() as conn:
+            if self.meta("format") != FORMAT_2:  # another process migrated it meanwhile
+                return
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(payments)")}
+            if "description" not in columns:
+                conn.execute("ALTER TABLE payments ADD COLUMN description TEXT")
             self.set_meta("format", FORMAT)
 
     def close(self) -> None:

@@ -63,25 +63,29 @@ class Wallet(LoadMixin, PayMixin, SettleMixin, DisputeMixin, RestoreMixin, Walle
         }
 
     def history(self, limit: int = 50) -> list[dict]:
-        """Events (loads, exchanges, syncs...) and payments, newest first."""
+        """Events (loads, exchanges, syncs...) and payments, newest first; a
+        payment carries the sale's ``description`` as the terminal signed it
+        (None when it had none, and for every other event)."""
         rows = self.store.conn.execute(
-            "SELECT at, kind, amount, detail FROM events UNION ALL"
+            "SELECT at, kind, amount, detail, NULL FROM events UNION ALL"
             " SELECT created_at, kind, amount, 'to ' || merchant_id || ' (' || n_coins ||"
-            " ' coins, ' || status || ')' FROM payments WHERE kind = 'pay'"
+            " ' coins, ' || status || ')', description FROM payments WHERE kind = 'pay'"
             " ORDER BY 1 DESC LIMIT ?", (limit,)).fetchall()
-        return [{"at": r[0], "kind": r[1], "amount": r[2], "detail": r[3]} for r in rows]
+        return [{"at": r[0], "kind": r[1], "amount": r[2], "detail": r[3],
+                 "description": r[4]} for r in rows]
 
     def payments(self, limit: int = 50) -> list[dict]:
         rows = self.store.conn.execute(
             "SELECT request_id, kind, merchant_id, amount, currency, n_coins, status,"
-            " receipt, detail, created_at, updated_at, refusal, dispute FROM payments"
-            " ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+            " receipt, detail, created_at, updated_at, refusal, dispute, description"
+            " FROM payments ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
         return [{"request_id": bytes(r[0]).hex(), "kind": r[1], "merchant_id": r[2],
                  "amount": r[3], "currency": r[4], "coins": r[5], "status": r[6],
                  "receipt": json.loads(r[7]) if r[7] else None, "detail": r[8],
                  "created_at": r[9], "updated_at": r[10],
                  "refusal": json.loads(r[11]) if r[11] else None,
-                 "dispute": json.loads(r[12]) if r[12] else None} for r in rows]
+                 "dispute": json.loads(r[12]) if r[12] else None,
+                 "description": r[13]} for r in rows]
 
     def audit(self) -> dict:
         """Invariants of the file (used by tests and ``ecash wallet check``):

@@ -21,6 +21,7 @@ from ..crypto import registration as reg
 from ..crypto.errors import EcashError
 from ..crypto.payment import make_spend
 from ..crypto.withdrawal import Commitment, WithdrawalState, user_blind, user_finish
+from ..money import format_money
 from ..wire import binary
 from ..wire import json as wj
 from ..wire.redemption import redemption_request
@@ -90,9 +91,12 @@ class LoadMixin(WalletBase):
         policy = self.policy
         held = self.held_value()
         if held + amount > policy.holding_limit:
-            raise LimitExceeded(f"holding limit: the wallet holds {held} and may hold at most"
-                                f" {policy.holding_limit}; load at most"
-                                f" {max(policy.holding_limit - held, 0)}", "holding_limit")
+            cur = policy.currency
+            raise LimitExceeded(f"holding limit: the wallet holds {format_money(held, cur)}"
+                                " and may hold at most"
+                                f" {format_money(policy.holding_limit, cur)}; load at most"
+                                f" {format_money(max(policy.holding_limit - held, 0), cur)}",
+                                "holding_limit")
         live = self.withdrawable()
         if not live:
             raise WalletError("the bank has no key to withdraw with now", "no_withdrawable_key")
@@ -211,13 +215,13 @@ class LoadMixin(WalletBase):
                 answers = bank.answer(self.account_id, s["id"].hex(), pairs)
             except BankHTTPError as exc:
                 if exc.status == 429 or exc.status >= 500:
-                    raise BankRefused(exc.status, exc.code, exc.detail) from None
+                    raise BankRefused(exc.status, exc.code, exc.detail, exc.extra) from None
                 # Any other refusal happened before the bank's commit: nothing was
                 # debited with these challenges, and this session is finished.
                 self._end_session(s["id"], "failed")
                 if exc.code == "session_expired":
                     continue
-                raise BankRefused(exc.status, exc.code, exc.detail) from None
+                raise BankRefused(exc.status, exc.code, exc.detail, exc.extra) from None
             except ClientUnreachable as exc:
                 raise BankUnreachable(f"{exc}; the load resumes with `ecash wallet sync`"
                                       ) from None
