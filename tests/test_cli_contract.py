@@ -176,7 +176,7 @@ def test_bad_inputs_never_show_a_traceback(registered, tmp_path):
     out = contract_error(run_cli(["load", "1", *w]), "bank_unreachable", 3)
     assert "try again" in out["message"]
     r = run_cli(["sync", "--wallet", str(registered)])
-    assert r.returncode == 3 and r.stderr.startswith("pending:"), r.stderr
+    assert r.returncode == 3 and r.stderr.startswith("unreachable:"), r.stderr
     assert "Traceback" not in r.stderr
     # the money is still there, read in yuan
     r = run_cli(["balance", "--wallet", str(registered)])

@@ -70,11 +70,20 @@ def fail(code: str, message: str, as_json: bool = False, exit_code: int = EXIT_R
     if as_json:
         typer.echo(json.dumps({"error": code, "message": message, "exit": exit_code, **extra},
                               ensure_ascii=False))
-    label = {EXIT_PENDING: "pending"}.get(exit_code, "error")
-    err_console.print(f"[bold {'yellow' if label == 'pending' else 'red'}]{label}:[/] ",
+    label = _label(code, exit_code, extra)
+    err_console.print(f"[bold {'red' if label == 'error' else 'yellow'}]{label}:[/] ",
                       end="", highlight=False)
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
+
+
+def _label(code: str, exit_code: int, extra: dict[str, Any]) -> str:
+    """The word before an error line: ``pending`` for an outcome not known yet
+    (a payment made but not confirmed), ``unreachable`` for a server or a
+    database that did not answer (exit 3 both), ``error`` otherwise."""
+    if exit_code != EXIT_PENDING:
+        return "error"
+    return "pending" if "pending" in code or extra.get("outcome") == "pending" else "unreachable"
 
 
 def report(exc: CommandError, as_json: bool = False) -> NoReturn:
