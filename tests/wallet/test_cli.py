@@ -186,9 +186,9 @@ def test_a_till_that_does_not_confirm_is_exit_3_and_a_signed_refusal_exit_1(env,
 def test_pay_by_the_tills_link_shows_and_keeps_what_was_bought(env, tmp_path):
     """The phone's way: the QR code's ``ecash:`` link, resolved against a real
     terminal over HTTP; a cancelled request and a till that is down, in words."""
-    uri = pytest.importorskip("ecash.wire.uri")
     from ecash.merchant.cancel import cancel_request
     from ecash.merchant.requests import description_of
+    from ecash.wire import uri
 
     from ..merchant.kit import new_terminal, serving
 

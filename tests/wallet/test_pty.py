@@ -11,13 +11,12 @@ import re
 
 import pytest
 
+from ecash.wire import uri  # the offline text with the description
 from ecash.wire.description import sign_description
 
 from ..bankkit import running_bank
 from .kit import PASS, Terminal, holder, run_cli
 from .ptykit import spawn
-
-uri = pytest.importorskip("ecash.wire.uri")  # LINKS's offline text with the description
 
 SECRET = "a long passphrase typed at the keyboard"
 
