@@ -29,8 +29,10 @@ from .walletio import (
     KDF_CHOICES,
     PASSPHRASE_ENV,
     PHRASE_ENV,
+    CredentialFile,
     Json,
     Kdf,
+    MasterKey,
     PassFile,
     WalletPath,
     guarded,
@@ -91,13 +93,7 @@ def init(wallet: WalletPath, as_json: Json = False, passphrase_file: PassFile = 
 def register(wallet: WalletPath,
              bank: Annotated[str, typer.Option("--bank", help="The bank's URL.")],
              account: Annotated[str, typer.Option("--account", help="Your account id.")],
-             credential_file: Annotated[Path | None, typer.Option(
-                 "--credential-file",
-                 help=f"Your bank credential from this file (else env {CREDENTIAL_ENV},"
-                 " else a hidden prompt).")] = None,
-             master_key: Annotated[str | None, typer.Option(
-                 "--master-key", show_default="trust the first key seen",
-                 help="The bank's master public key you expect (64 hex).")] = None,
+             credential_file: CredentialFile = None, master_key: MasterKey = None,
              as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Register the wallet's identity with the bank and pin its master key."""
     pinned = hex32(master_key, "--master-key")
@@ -407,13 +403,7 @@ def restore(wallet: WalletPath,
                 "--phrase-file",
                 help=f"The seed phrase from this file (else env {PHRASE_ENV}, else a"
                 " hidden prompt).")] = None,
-            credential_file: Annotated[Path | None, typer.Option(
-                "--credential-file",
-                help=f"Your bank credential from this file (else env {CREDENTIAL_ENV},"
-                " else a hidden prompt).")] = None,
-            master_key: Annotated[str | None, typer.Option(
-                "--master-key", show_default="trust the first key seen",
-                help="The bank's master public key you expect (64 hex).")] = None,
+            credential_file: CredentialFile = None, master_key: MasterKey = None,
             kdf: Kdf = "moderate",
             as_json: Json = False, passphrase_file: PassFile = None) -> None:
     """Rebuild a wallet from its seed phrase and the bank's withdrawal records.

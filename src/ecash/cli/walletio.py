@@ -63,6 +63,13 @@ PassFile = Annotated[Path | None, typer.Option(
     "--passphrase-file",
     help=f"Read the wallet's passphrase from this file (else env {PASSPHRASE_ENV},"
     " else a hidden prompt).")]
+CredentialFile = Annotated[Path | None, typer.Option(
+    "--credential-file",
+    help=f"Your bank credential from this file (else env {CREDENTIAL_ENV}, else a hidden"
+    " prompt).")]
+MasterKey = Annotated[str | None, typer.Option(
+    "--master-key", show_default="trust the first key seen",
+    help="The bank's master public key you expect (64 hex).")]
 Kdf = Annotated[str, typer.Option(
     help=f"How hard the passphrase is to guess by brute force (argon2id cost):"
     f" {', '.join(KDF_CHOICES)}.", show_default=True)]

@@ -57,12 +57,8 @@ def day_page(ctx: Ctx, close: dict, merchant_id: str, terminal: str) -> str:
             + header(ctx, merchant_id, terminal, "/day")
             + f'<main class="broad"><section class="card"><h1 id="day-title">{escape(title)}</h1>'
             f'<p>{escape(_("Times are in UTC; the day runs from 00:00 to 24:00 UTC."))}</p>'
-            f'<form class="noprint" method="get" action="/day"><label for="date">'
-            f'{escape(_("Day"))}</label><input type="text" id="date" name="date"'
-            f' value="{escape(close["date"])}" pattern="\\d{{4}}-\\d{{2}}-\\d{{2}}">'
-            f' <button type="submit">{escape(_("Show"))}</button>'
-            f' <button type="button" onclick="window.print()">{escape(_("Print"))}</button>'
-            f'</form><h2>{escape(_("The whole shop"))}</h2>'
+            + _day_form(ctx, close["date"])
+            + f'<h2>{escape(_("The whole shop"))}</h2>'
             + _table(ctx, close["store"], cur, "store") + per_terminal
             + f'<h2>{escape(_("Sales"))}</h2><div class="scroll"><table id="sales"><tr>'
             f'<th>{escape(_("Time"))}</th><th>{escape(_("Till"))}</th><th class="n">'
@@ -78,7 +74,20 @@ def day_error_page(ctx: Ctx, words: str, merchant_id: str, terminal: str) -> str
     return (head(ctx, f"{shown(merchant_id)} · {_('Day')}")
             + header(ctx, merchant_id, terminal, "/day")
             + f'<main class="broad"><section class="card"><p class="error" role="alert">'
-            f'{escape(words)}</p><form method="get" action="/day"><label for="date">'
-            f'{escape(_("Day"))}</label><input type="text" id="date" name="date"'
-            f' placeholder="2026-12-03"> <button type="submit">{escape(_("Show"))}</button>'
-            "</form></section></main>" + foot())
+            f'{escape(words)}</p>' + _day_form(ctx, None)
+            + "</section></main>" + foot())
+
+
+def _day_form(ctx: Ctx, date: str | None) -> str:
+    """The form that asks for another day: on a day's page it holds that date
+    and a Print button (and is not printed); on the error page it is empty."""
+    _ = ctx._
+    field = (f' value="{escape(date)}" pattern="\\d{{4}}-\\d{{2}}-\\d{{2}}"' if date
+             else ' placeholder="2026-12-03"')
+    printing = (f' <button type="button" onclick="window.print()">{escape(_("Print"))}</button>'
+                if date else "")
+    hidden_in_print = ' class="noprint"' if date else ""
+    return (f'<form{hidden_in_print} method="get" action="/day">'
+            f'<label for="date">{escape(_("Day"))}</label><input type="text" id="date"'
+            f' name="date"{field}> <button type="submit">{escape(_("Show"))}</button>'
+            f'{printing}</form>')
